@@ -1,0 +1,80 @@
+//! Command-line interface (clap). Exit codes: 0 all passed, 1 test failures, 2 bad input or
+//! setup error, 130 interrupted.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+pub const EXIT_PASS: i32 = 0;
+pub const EXIT_FAILURES: i32 = 1;
+pub const EXIT_BAD_INPUT: i32 = 2;
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aviary",
+    version,
+    about = "Boots candidate OS images in QEMU and runs release-gating suites against them",
+    after_help = "Exit codes: 0 all tests passed, 1 test failures, 2 bad input or setup error, 130 interrupted.\nLogs: RUST_LOG=aviary=debug. Accelerator: probed (KVM, else TCG); AVIARY_ACCEL=tcg|kvm forces one."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run suites (default: every suites/*.yaml) and write reports/<run-id>/.
+    Run(RunArgs),
+    /// List the tests a run would execute, with their machines and images.
+    List(SelectArgs),
+    /// Build or list the reference candidate images.
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
+    /// Decide (and cache) the accelerator: a real tiny boot under KVM, else TCG.
+    Probe,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SelectArgs {
+    /// Suite files; default: every .yaml in suites/.
+    pub suites: Vec<PathBuf>,
+    /// Boot every machine from this image instead: a channel (stable, beta, alpha) or a .qcow2 path.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Only tests whose `suite::test` or `test` name matches this glob.
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Tests run at once (each boots its own VMs).
+    #[arg(short = 'j', long = "jobs", default_value_t = 1)]
+    pub jobs: usize,
+    /// Leave the VMs of failed tests running and print how to reach them; Ctrl-C ends them.
+    #[arg(long)]
+    pub keep_on_failure: bool,
+    /// Seed recorded in the reports (default: random).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where run folders go (default: reports/ in the workspace).
+    #[arg(long)]
+    pub reports: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Build channels' images (default: all) unless cached for the current recipe.
+    Build {
+        channels: Vec<String>,
+        /// Rebuild even when the cache holds an image for this recipe.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show each channel's release and whether its image is built.
+    List,
+}

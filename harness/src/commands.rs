@@ -1,0 +1,350 @@
+//! What each subcommand does; main.rs only maps the result to an exit code.
+
+use crate::cli::*;
+use crate::images::{Images, ResolvedImage, Workspace};
+use crate::machine::accel;
+use crate::report::{junit::JunitReporter, progress::ProgressReporter, summary::SummaryReporter, FanOut};
+use crate::runner::result::{Outcome, RunInfo};
+use crate::runner::test::Job;
+use crate::runner::{self, RunEnd, Shared};
+use crate::suite::{self, ImageRef, LoadContext, Suite, Test};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A user-input problem: reported as is, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Run(args) => cmd_run(args),
+        Command::List(sel) => cmd_list(sel),
+        Command::Images { command } => cmd_images(command),
+        Command::Probe => cmd_probe(),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn load_suites(ws: &Workspace, images: &Images, paths: &[PathBuf]) -> Result<Vec<Suite>> {
+    let paths: Vec<PathBuf> = if paths.is_empty() {
+        let dir = ws.root.join("suites");
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        paths.to_vec()
+    };
+    let ctx = LoadContext {
+        channels: images.manifest.channel_names(),
+    };
+    let mut suites = Vec::new();
+    let mut errors = Vec::new();
+    for p in &paths {
+        match suite::load_file(p, &ctx) {
+            Ok(s) => suites.push(s),
+            Err(e) => errors.extend(e.0),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(BadInput(suite::LoadErrors(errors).to_string()).into());
+    }
+    Ok(suites)
+}
+
+/// Tests selected by the filter, with `--image` applied.
+fn select(suites: &[Suite], sel: &SelectArgs, images: &Images) -> Result<Vec<Test>> {
+    let matcher = match &sel.filter {
+        Some(f) => Some(
+            globset::Glob::new(f)
+                .map_err(|e| BadInput(format!("--filter `{f}`: {e}")))?
+                .compile_matcher(),
+        ),
+        None => None,
+    };
+    let override_image = match &sel.image {
+        None => None,
+        Some(i) if i.contains('/') || i.ends_with(".qcow2") => Some(ImageRef::Path(PathBuf::from(i))),
+        Some(c) => {
+            if !images.manifest.channels.contains_key(c) {
+                return Err(BadInput(format!(
+                    "--image `{c}`: unknown channel; known: {} (or give a .qcow2 path)",
+                    images.manifest.channel_names().join(", ")
+                ))
+                .into());
+            }
+            Some(ImageRef::Channel(c.clone()))
+        }
+    };
+    let mut tests = Vec::new();
+    for s in suites {
+        for t in &s.tests {
+            let id = format!("{}::{}", s.name, t.name);
+            if let Some(m) = &matcher {
+                if !m.is_match(&id) && !m.is_match(&t.name) {
+                    continue;
+                }
+            }
+            let mut t = t.clone();
+            if let Some(img) = &override_image {
+                for m in &mut t.machines {
+                    m.image = img.clone();
+                }
+            }
+            tests.push(t);
+        }
+    }
+    if tests.is_empty() {
+        return Err(BadInput("no test matches the selection".into()).into());
+    }
+    Ok(tests)
+}
+
+fn cmd_list(sel: SelectArgs) -> Result<i32> {
+    let ws = Workspace::discover();
+    let images = Images::open(ws.clone())?;
+    let suites = load_suites(&ws, &images, &sel.suites)?;
+    for t in select(&suites, &sel, &images)? {
+        let machines: Vec<String> = t
+            .machines
+            .iter()
+            .map(|m| format!("{}({})", m.name, m.image))
+            .collect();
+        println!(
+            "{}::{}  machines: {}  steps: {}  timeout: {}",
+            t.suite,
+            t.name,
+            machines.join(" "),
+            t.steps.len(),
+            suite::duration::format(t.timeout)
+        );
+    }
+    Ok(EXIT_PASS)
+}
+
+fn cmd_images(c: ImagesCommand) -> Result<i32> {
+    let ws = Workspace::discover();
+    let mut images = Images::open(ws)?;
+    match c {
+        ImagesCommand::List => {
+            for l in images.list()? {
+                println!("{l}");
+            }
+        }
+        ImagesCommand::Build { channels, force } => {
+            let channels = if channels.is_empty() {
+                images.manifest.channel_names()
+            } else {
+                channels
+            };
+            for ch in channels {
+                if !images.manifest.channels.contains_key(&ch) {
+                    return Err(BadInput(format!(
+                        "unknown channel `{ch}`; known: {}",
+                        images.manifest.channel_names().join(", ")
+                    ))
+                    .into());
+                }
+                let rec = images.build(&ch, force)?;
+                println!(
+                    "{ch}: {} kernel {} ({}) sha256 {} {} MiB, built in {:.0}s",
+                    rec.version,
+                    rec.kernel_release,
+                    rec.kernel_version,
+                    rec.sha256,
+                    rec.size >> 20,
+                    rec.build_seconds
+                );
+            }
+        }
+    }
+    Ok(EXIT_PASS)
+}
+
+fn cmd_probe() -> Result<i32> {
+    let ws = Workspace::discover();
+    let mut images = Images::open(ws)?;
+    let first = images.manifest.channel_names().into_iter().next();
+    let kernel = match first {
+        Some(ch) => images.resolve(&ImageRef::Channel(ch))?.vmlinuz,
+        None => None,
+    };
+    let d = runtime()?.block_on(accel::detect(&images.cache, kernel.as_deref()));
+    println!("{}", serde_json::to_string_pretty(&d)?);
+    Ok(EXIT_PASS)
+}
+
+/// UTC timestamp for run ids, without a date crate.
+fn utc_stamp() -> (String, String) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (H. Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (hh, mm, ss) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    (
+        format!("{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}"),
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z"),
+    )
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    u64::from_le_bytes(b)
+}
+
+fn private_dir(p: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+        .with_context(|| format!("creating {}", p.display()))
+}
+
+fn cmd_run(args: RunArgs) -> Result<i32> {
+    let ws = Workspace::discover();
+    let mut images = Images::open(ws.clone())?;
+    let suites = load_suites(&ws, &images, &args.select.suites)?;
+    let tests = select(&suites, &args.select, &images)?;
+
+    // Images: build what is missing, verify every digest.
+    let mut resolved: BTreeMap<String, ResolvedImage> = BTreeMap::new();
+    for t in &tests {
+        for m in &t.machines {
+            if let std::collections::btree_map::Entry::Vacant(v) =
+                resolved.entry(m.image.to_string())
+            {
+                v.insert(images.resolve(&m.image)?);
+            }
+        }
+    }
+
+    let (stamp, started) = utc_stamp();
+    let seed = args.seed.unwrap_or_else(random_u64);
+    let run_id = format!("{stamp}-{:04x}", seed & 0xffff);
+    let reports = args.reports.clone().unwrap_or_else(|| ws.reports_dir());
+    let run_dir = reports.join(&run_id);
+    private_dir(&run_dir)?;
+    let key_dir = run_dir.join(".ssh");
+    private_dir(&key_dir)?;
+    let key = key_dir.join("id_ed25519");
+    crate::ssh::generate_key(&key)?;
+    let pubkey = std::fs::read_to_string(key.with_extension("pub"))?;
+
+    // Every Ignition config is written and validated before any VM starts.
+    let mut jobs = Vec::new();
+    for t in &tests {
+        let dir = run_dir.join(&t.suite).join(&t.name);
+        let mut ign = BTreeMap::new();
+        let mut imgs = BTreeMap::new();
+        for m in &t.machines {
+            let mdir = dir.join(&m.name);
+            std::fs::create_dir_all(&mdir)?;
+            let path = mdir.join("config.ign");
+            let cfg = crate::ignition::config(&m.ignition, &m.name, &pubkey);
+            std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;
+            crate::ignition::validate(&path)
+                .map_err(|e| BadInput(format!("test {}::{}, machine {}: {e:#}", t.suite, t.name, m.name)))?;
+            ign.insert(m.name.clone(), path);
+            imgs.insert(m.name.clone(), resolved[&m.image.to_string()].clone());
+        }
+        jobs.push(Job {
+            test: t.clone(),
+            dir,
+            images: imgs,
+            ignition: ign,
+        });
+    }
+
+    let latest = reports.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(&run_id, &latest);
+
+    let rt = runtime()?;
+    let code = rt.block_on(async {
+        let kernel = resolved.values().find_map(|r| r.vmlinuz.clone());
+        let decision = accel::detect(&images.cache, kernel.as_deref()).await;
+        tracing::info!(accel = %decision.accel, reason = %decision.reason, scale = decision.timeout_scale, "accelerator");
+        let sock_dir = tempfile::Builder::new().prefix("aviary-").tempdir()?;
+        let shared = Arc::new(Shared {
+            info: RunInfo {
+                run_id: run_id.clone(),
+                started,
+                dir: run_dir.clone(),
+                seed,
+                accel: decision,
+                images: resolved.values().cloned().collect(),
+                suites: suites.iter().map(|s| s.name.clone()).collect(),
+            },
+            manifest: images.manifest.clone(),
+            key: key.clone(),
+            sock_dir: sock_dir.path().to_path_buf(),
+            keep_on_failure: args.keep_on_failure,
+            kept: Mutex::new(Vec::new()),
+        });
+        let mut sinks = FanOut(vec![
+            Box::new(ProgressReporter::new()),
+            Box::new(JunitReporter::new(run_dir.join("junit.xml"))),
+            Box::new(SummaryReporter::new(run_dir.join("summary.json"))),
+        ]);
+        let (results, end) = runner::run(jobs, shared.clone(), args.jobs, &mut sinks).await?;
+        let kept = std::mem::take(&mut *shared.kept.lock().unwrap_or_else(|e| e.into_inner()));
+        if !kept.is_empty() && end == RunEnd::Completed {
+            eprintln!("aviary: {} machine(s) of failed tests are still up (see above for ssh commands); Ctrl-C ends them", kept.len());
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        for mut m in kept {
+            m.shutdown().await;
+        }
+        let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
+        let (p, f, e) = (
+            count(|o| matches!(o, Outcome::Passed)),
+            count(|o| matches!(o, Outcome::Failed { .. })),
+            count(|o| matches!(o, Outcome::Error { .. })),
+        );
+        eprintln!(
+            "aviary: {p} passed, {f} failed, {e} errors — {}",
+            run_dir.join("junit.xml").display()
+        );
+        Ok::<i32, anyhow::Error>(match end {
+            RunEnd::Interrupted => EXIT_INTERRUPTED,
+            RunEnd::Completed if e > 0 => EXIT_BAD_INPUT,
+            RunEnd::Completed if f > 0 => EXIT_FAILURES,
+            RunEnd::Completed => EXIT_PASS,
+        })
+    })?;
+    drop(rt);
+    crate::machine::process::kill_all();
+    if code == EXIT_PASS && !args.keep_on_failure {
+        let _ = std::fs::remove_dir_all(&key_dir);
+    }
+    Ok(code)
+}

@@ -1,0 +1,118 @@
+//! The image cache outside git: built images keyed by the recipe's hash.
+
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// `$AVIARY_CACHE`, else /var/cache/aviary for root, else ~/.cache/aviary.
+pub fn cache_root() -> PathBuf {
+    if let Some(p) = std::env::var_os("AVIARY_CACHE") {
+        return PathBuf::from(p);
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/cache/aviary");
+    }
+    let home = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    home.join("aviary")
+}
+
+/// sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+pub fn sha256_bytes(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hash of every file under the recipe folder (sorted relative paths, contents, exec bits) plus
+/// the release parameters: the cache key of a built image.
+pub fn recipe_hash(recipe_dir: &Path, params: &[(&str, &str)]) -> std::io::Result<String> {
+    let mut files = Vec::new();
+    collect(recipe_dir, recipe_dir, &mut files)?;
+    files.sort();
+    let mut h = Sha256::new();
+    for rel in files {
+        let p = recipe_dir.join(&rel);
+        let meta = std::fs::metadata(&p)?;
+        use std::os::unix::fs::PermissionsExt;
+        h.update(rel.as_bytes());
+        h.update([0, (meta.permissions().mode() & 0o111 != 0) as u8]);
+        h.update(std::fs::read(&p)?);
+        h.update([0]);
+    }
+    for (k, v) in params {
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let p = entry.path();
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            collect(root, &p, out)?;
+        } else if ft.is_file() || ft.is_symlink() {
+            out.push(
+                p.strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipe_hash_tracks_content_and_params() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("a"), "1").unwrap();
+        std::fs::write(d.path().join("sub/b"), "2").unwrap();
+        let h1 = recipe_hash(d.path(), &[("version", "1")]).unwrap();
+        assert_eq!(h1, recipe_hash(d.path(), &[("version", "1")]).unwrap());
+        assert_ne!(h1, recipe_hash(d.path(), &[("version", "2")]).unwrap());
+        std::fs::write(d.path().join("sub/b"), "3").unwrap();
+        assert_ne!(h1, recipe_hash(d.path(), &[("version", "1")]).unwrap());
+    }
+
+    #[test]
+    fn sha256_of_known_input() {
+        assert_eq!(
+            sha256_bytes(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(sha256_file(&p).unwrap(), sha256_bytes(b"abc"));
+    }
+}

@@ -1,0 +1,200 @@
+//! images/channels.yaml: the releases per channel, with their kernels and digests.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where Fedora CoreOS's Ignition reads its config; Flatcar uses `opt/org.flatcar-linux/config`.
+pub const DEFAULT_FW_CFG: &str = "opt/com.coreos/config";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// fw_cfg key the images' Ignition reads its config from.
+    #[serde(default = "default_fw_cfg")]
+    pub ignition_fw_cfg: String,
+    pub channels: BTreeMap<String, Release>,
+}
+
+fn default_fw_cfg() -> String {
+    DEFAULT_FW_CFG.to_string()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    pub version: String,
+    /// Debian package of the kernel, e.g. linux-image-6.1.0-47-cloud-amd64.
+    pub kernel_package: String,
+    /// Recorded by `aviary images build`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_release: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DiskRecord {
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("{path}: channel `{channel}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        channel: String,
+        message: String,
+    },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+const HEADER: &str = "# Reference releases, one per channel (alpha -> beta -> stable).\n\
+# version and kernel_package are inputs; kernel_release, kernel_version, recipe and disk\n\
+# are recorded by `aviary images build` (the image itself lives in the cache, never in git).\n";
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+        let m: Manifest = serde_saphyr::from_str(text).map_err(|e| {
+            let inner = e.without_snippet();
+            let (line, column) = inner
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let msg = inner.to_string();
+            let first = msg.lines().next().unwrap_or("").to_string();
+            let message = match first.rfind(" at line ") {
+                Some(i) => first[..i].to_string(),
+                None => first,
+            };
+            ManifestError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        for (name, r) in &m.channels {
+            let invalid = |message: String| ManifestError::Invalid {
+                path: path.to_path_buf(),
+                channel: name.clone(),
+                message,
+            };
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                || name.is_empty()
+            {
+                return Err(invalid("channel names use lowercase letters, digits and '-'".into()));
+            }
+            if !is_version(&r.version) {
+                return Err(invalid(format!(
+                    "version `{}` is not MAJOR.MINOR.PATCH",
+                    r.version
+                )));
+            }
+            if !r.kernel_package.starts_with("linux-image-") {
+                return Err(invalid(format!(
+                    "kernel_package `{}` is not a linux-image-* package",
+                    r.kernel_package
+                )));
+            }
+            if let Some(d) = &r.disk {
+                if d.sha256.len() != 64 || !d.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(invalid("disk.sha256 is not a sha256 hex digest".into()));
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// Writes atomically: a temporary file beside it, then rename.
+    pub fn save(&self, path: &Path) -> Result<(), ManifestError> {
+        let body = serde_saphyr::to_string(self).map_err(|e| ManifestError::Write {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let tmp = path.with_extension("yaml.tmp");
+        let write = || -> std::io::Result<()> {
+            std::fs::write(&tmp, format!("{HEADER}{body}"))?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|source| ManifestError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    pub fn channel_names(&self) -> Vec<String> {
+        self.channels.keys().cloned().collect()
+    }
+}
+
+fn is_version(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "ignition_fw_cfg: opt/com.coreos/config\nchannels:\n  stable:\n    version: 1000.0.0\n    kernel_package: linux-image-6.1.0-47-cloud-amd64\n";
+
+    #[test]
+    fn parses_and_round_trips() {
+        let m = Manifest::parse(Path::new("c.yaml"), GOOD).unwrap();
+        assert_eq!(m.channels["stable"].version, "1000.0.0");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("channels.yaml");
+        m.save(&p).unwrap();
+        assert_eq!(Manifest::load(&p).unwrap(), m);
+        assert!(!p.with_extension("yaml.tmp").exists());
+    }
+
+    #[test]
+    fn errors_name_place_and_field() {
+        let e = Manifest::parse(Path::new("c.yaml"), &GOOD.replace("version:", "verzion:"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.yaml:4:5: "), "{e}");
+        assert!(e.contains("verzion"), "{e}");
+        let e = Manifest::parse(Path::new("c.yaml"), &GOOD.replace("1000.0.0", "1000"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("channel `stable`") && e.contains("MAJOR.MINOR.PATCH"), "{e}");
+    }
+}

@@ -1,0 +1,12 @@
+//! Aviary: boots candidate OS images in QEMU, runs YAML suites against them, reports JUnit.
+
+pub mod checks;
+pub mod cli;
+pub mod commands;
+pub mod ignition;
+pub mod images;
+pub mod machine;
+pub mod report;
+pub mod runner;
+pub mod ssh;
+pub mod suite;

@@ -1,0 +1,368 @@
+//! A machine is one QEMU process (restarted on every guest reboot) with its overlay disk,
+//! serial console, QMP socket and SSH endpoint. Dropping it kills QEMU.
+
+pub mod accel;
+pub mod console;
+pub mod process;
+pub mod qemu;
+pub mod qmp;
+
+use crate::checks;
+use crate::ssh::{banner_ready, Endpoint, Ssh};
+use accel::Accel;
+use console::Console;
+use process::GroupChild;
+use qemu::{QemuConfig, QEMU_BINARY};
+use qmp::Qmp;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why a machine could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    /// The host side failed (QEMU missing, could not start, disk errors): not the image's fault.
+    #[error("{0}")]
+    Infra(String),
+    /// The guest failed (did not boot, panicked, never answered SSH): the candidate's fault.
+    #[error("{0}")]
+    Guest(String),
+}
+
+impl MachineError {
+    fn infra(e: impl std::fmt::Display) -> MachineError {
+        MachineError::Infra(e.to_string())
+    }
+}
+
+pub struct MachineOpts {
+    pub name: String,
+    pub base_image: PathBuf,
+    pub fw_cfg_name: String,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub accel: Accel,
+    /// Artifact folder: console.log, qemu-cmdline.txt, qemu-stderr.log, overlay.
+    pub dir: PathBuf,
+    /// A short private folder for the QMP socket (unix socket paths are limited to 108 bytes).
+    pub sock_dir: PathBuf,
+    pub key: PathBuf,
+    pub ignition: Option<PathBuf>,
+    pub boot_timeout: Duration,
+}
+
+/// Timings of one boot, for reports and the benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BootRecord {
+    pub qemu_to_ssh_banner_s: f64,
+    pub qemu_to_login_s: f64,
+}
+
+pub struct Machine {
+    pub name: String,
+    pub dir: PathBuf,
+    cfg: QemuConfig,
+    proc: Option<GroupChild>,
+    qmp: Option<Qmp>,
+    pub console: Arc<Console>,
+    ssh: Option<Ssh>,
+    key: PathBuf,
+    boot_timeout: Duration,
+    pub boots: Vec<BootRecord>,
+    /// When the current boot's QEMU was started.
+    pub boot_started: Option<Instant>,
+    /// From QEMU's start to the first command answered over SSH (set by the runner).
+    pub first_command_s: Option<f64>,
+    events: Vec<serde_json::Value>,
+}
+
+impl Machine {
+    /// Creates the machine's overlay on its base image; QEMU is not started yet.
+    pub async fn create(o: MachineOpts) -> Result<Machine, MachineError> {
+        std::fs::create_dir_all(&o.dir).map_err(MachineError::infra)?;
+        let overlay = o.dir.join("overlay.qcow2");
+        let base = o
+            .base_image
+            .canonicalize()
+            .map_err(|e| MachineError::Infra(format!("{}: {e}", o.base_image.display())))?;
+        let out = tokio::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+            .arg(&base)
+            .arg(&overlay)
+            .output()
+            .await
+            .map_err(|e| MachineError::Infra(format!("running qemu-img: {e}")))?;
+        if !out.status.success() {
+            return Err(MachineError::Infra(format!(
+                "qemu-img create failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let cfg = QemuConfig {
+            name: o.name.clone(),
+            accel: o.accel,
+            memory_mib: o.memory_mib,
+            cpus: o.cpus,
+            overlay,
+            qmp_socket: o.sock_dir.join(format!("{}.qmp", o.name)),
+            ssh_port: 0,
+            ignition: o.ignition,
+            fw_cfg_name: o.fw_cfg_name,
+        };
+        Ok(Machine {
+            name: o.name,
+            dir: o.dir,
+            cfg,
+            proc: None,
+            qmp: None,
+            console: Console::new(),
+            ssh: None,
+            key: o.key,
+            boot_timeout: o.boot_timeout,
+            boots: Vec::new(),
+            boot_started: None,
+            first_command_s: None,
+            events: Vec::new(),
+        })
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            port: self.cfg.ssh_port,
+            user: "core".into(),
+            key: self.key.clone(),
+        }
+    }
+
+    pub fn overlay(&self) -> &Path {
+        &self.cfg.overlay
+    }
+
+    /// The SSH session of the current boot.
+    pub fn ssh(&self) -> Result<&Ssh, MachineError> {
+        self.ssh
+            .as_ref()
+            .ok_or_else(|| MachineError::Guest(format!("machine `{}` is not up", self.name)))
+    }
+
+    /// Starts QEMU and waits until the guest accepts our SSH login.
+    pub async fn boot(&mut self) -> Result<(), MachineError> {
+        let started = Instant::now();
+        self.boot_started = Some(started);
+        self.start_qemu().await?;
+        let banner = self.wait_banner(started).await?;
+        let deadline = started + self.boot_timeout;
+        let ssh = loop {
+            match Ssh::connect(self.endpoint(), Duration::from_secs(20)).await {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => {
+                    return Err(MachineError::Guest(format!(
+                        "machine `{}`: sshd answered but login as core failed: {e:#}",
+                        self.name
+                    )))
+                }
+                Err(e) => {
+                    tracing::debug!(machine = %self.name, "ssh login not ready: {e:#}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        self.ssh = Some(ssh);
+        self.boots.push(BootRecord {
+            qemu_to_ssh_banner_s: banner.as_secs_f64(),
+            qemu_to_login_s: started.elapsed().as_secs_f64(),
+        });
+        tracing::info!(machine = %self.name, seconds = started.elapsed().as_secs_f64(), "ssh ready");
+        Ok(())
+    }
+
+    async fn start_qemu(&mut self) -> Result<(), MachineError> {
+        let stderr_path = self.dir.join("qemu-stderr.log");
+        let mut last_err = String::new();
+        for _attempt in 0..5 {
+            self.cfg.ssh_port = free_port().map_err(MachineError::infra)?;
+            let _ = std::fs::remove_file(&self.cfg.qmp_socket);
+            append(&self.dir.join("qemu-cmdline.txt"), &self.cfg.shell_line());
+            let stderr = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&stderr_path)
+                .map_err(MachineError::infra)?;
+            let mark = std::fs::metadata(&stderr_path).map(|m| m.len()).unwrap_or(0);
+            let mut cmd = tokio::process::Command::new(QEMU_BINARY);
+            cmd.args(self.cfg.args())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(stderr);
+            let mut child = GroupChild::spawn(cmd).map_err(|e| {
+                MachineError::Infra(format!("cannot start {QEMU_BINARY}: {e} (is qemu-system-x86 installed?)"))
+            })?;
+            let out = child.child.stdout.take().expect("piped");
+            self.console.pump(out, &self.dir.join("console.log"));
+            let sock = self.cfg.qmp_socket.clone();
+            tokio::select! {
+                q = connect_qmp(&sock) => {
+                    match q {
+                        Ok(q) => {
+                            self.qmp = Some(q);
+                            self.proc = Some(child);
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            child.kill().await;
+                            return Err(MachineError::Infra(format!("QMP: {e:#}")));
+                        }
+                    }
+                }
+                _ = child.child.wait() => {
+                    let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                    last_err = text.get(mark as usize..).unwrap_or("").trim().to_string();
+                    if last_err.contains("host forwarding") || last_err.contains("hostfwd") {
+                        tracing::debug!(port = self.cfg.ssh_port, "port taken, trying another");
+                        continue;
+                    }
+                    return Err(MachineError::Infra(format!("QEMU exited at start: {last_err}")));
+                }
+            }
+        }
+        Err(MachineError::Infra(format!(
+            "could not forward an SSH port after 5 tries: {last_err}"
+        )))
+    }
+
+    /// Waits for sshd's banner; fails fast on a fatal console line or QEMU's exit.
+    async fn wait_banner(&mut self, started: Instant) -> Result<Duration, MachineError> {
+        let deadline = started + self.boot_timeout;
+        let addr = self.endpoint().addr();
+        let mark = 0;
+        loop {
+            let ok = tokio::task::spawn_blocking(move || banner_ready(addr, Duration::from_secs(2)))
+                .await
+                .unwrap_or(false);
+            if ok {
+                return Ok(started.elapsed());
+            }
+            if let Some(line) = checks::fatal_console_line(&self.console.snapshot(), mark) {
+                return Err(MachineError::Guest(format!(
+                    "machine `{}` failed to boot: console shows `{}`",
+                    self.name, line
+                )));
+            }
+            if let Some(p) = self.proc.as_mut() {
+                if let Ok(Some(status)) = p.child.try_wait() {
+                    return Err(MachineError::Guest(format!(
+                        "machine `{}`: QEMU exited ({status}) before SSH came up; last console line: `{}`",
+                        self.name,
+                        last_line(&self.console.snapshot())
+                    )));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(MachineError::Guest(format!(
+                    "machine `{}`: no SSH banner within {:.0}s; last console line: `{}`",
+                    self.name,
+                    self.boot_timeout.as_secs_f64(),
+                    last_line(&self.console.snapshot())
+                )));
+            }
+            // Poll interval of the banner probe, inside the deadline above.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Reboots the guest: QEMU runs with -no-reboot, so the guest's reboot ends the process and
+    /// a fresh QEMU starts on the same overlay.
+    pub async fn reboot(&mut self) -> Result<(), MachineError> {
+        if let Some(ssh) = self.ssh.take() {
+            ssh.fire("sudo systemctl reboot")
+                .await
+                .map_err(|e| MachineError::Guest(format!("asking for a reboot: {e:#}")))?;
+        }
+        self.wait_exit(self.boot_timeout).await?;
+        self.boot().await
+    }
+
+    /// Waits until QEMU ends by itself (a guest reboot or poweroff).
+    pub async fn wait_exit(&mut self, limit: Duration) -> Result<(), MachineError> {
+        if let Some(mut p) = self.proc.take() {
+            match tokio::time::timeout(limit, p.child.wait()).await {
+                Ok(_) => {}
+                Err(_) => {
+                    p.kill().await;
+                    return Err(MachineError::Guest(format!(
+                        "machine `{}` did not go down within {:.0}s of a reboot request",
+                        self.name,
+                        limit.as_secs_f64()
+                    )));
+                }
+            }
+            drop(p);
+        }
+        self.collect_events();
+        self.qmp = None;
+        Ok(())
+    }
+
+    fn collect_events(&mut self) {
+        if let Some(q) = &self.qmp {
+            let mut ev = q.events.lock().unwrap_or_else(|e| e.into_inner());
+            self.events.append(&mut ev);
+        }
+    }
+
+    /// Stops QEMU (QMP quit, then SIGKILL to its group) and writes the QMP event log.
+    pub async fn shutdown(&mut self) {
+        self.ssh = None;
+        if let Some(q) = &self.qmp {
+            let _ = tokio::time::timeout(Duration::from_secs(2), q.execute("quit", serde_json::json!({}))).await;
+        }
+        if let Some(mut p) = self.proc.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), p.child.wait()).await;
+            p.kill().await;
+        }
+        self.collect_events();
+        self.qmp = None;
+        let _ = std::fs::remove_file(&self.cfg.qmp_socket);
+        let lines: Vec<String> = self.events.iter().map(|e| e.to_string()).collect();
+        if !lines.is_empty() {
+            let _ = std::fs::write(self.dir.join("qmp-events.jsonl"), lines.join("\n") + "\n");
+        }
+    }
+}
+
+async fn connect_qmp(sock: &Path) -> anyhow::Result<Qmp> {
+    // QEMU creates the socket during start-up; its greeting comes once it is fully initialised.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if sock.exists() {
+            return Qmp::connect(sock).await;
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("no QMP socket at {} after 30s", sock.display());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn append(path: &Path, line: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no console output)")
+        .trim()
+        .chars()
+        .take(200)
+        .collect()
+}

@@ -1,0 +1,165 @@
+//! The QEMU command line, built from a plain description so it can be tested without QEMU.
+
+use super::accel::Accel;
+use std::path::PathBuf;
+
+pub const QEMU_BINARY: &str = "qemu-system-x86_64";
+
+/// Everything that decides one QEMU invocation.
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    pub name: String,
+    pub accel: Accel,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    /// The per-VM copy-on-write overlay; the base image is its backing file, never written.
+    pub overlay: PathBuf,
+    pub qmp_socket: PathBuf,
+    /// SSH is forwarded from 127.0.0.1:ssh_port on the host to port 22 in the guest.
+    pub ssh_port: u16,
+    /// Ignition config handed over fw_cfg under `fw_cfg_name`.
+    pub ignition: Option<PathBuf>,
+    pub fw_cfg_name: String,
+}
+
+impl QemuConfig {
+    /// Arguments after the binary. User networking is always sealed with `restrict=on`;
+    /// the serial console goes to stdout, which Aviary reads.
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
+        push(&["-name", &format!("aviary-{},process=aviary-{}", self.name, self.name)]);
+        push(&["-machine", "q35", "-accel", self.accel.qemu_name()]);
+        push(&["-smp", &self.cpus.to_string(), "-m", &self.memory_mib.to_string()]);
+        push(&["-nodefaults", "-display", "none", "-no-user-config"]);
+        push(&["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]);
+        push(&[
+            "-qmp",
+            &format!("unix:{},server=on,wait=off", self.qmp_socket.display()),
+        ]);
+        push(&["-device", "virtio-rng-pci"]);
+        push(&[
+            "-drive",
+            &format!(
+                "if=none,id=disk0,format=qcow2,file={}",
+                self.overlay.display()
+            ),
+            "-device",
+            "virtio-blk-pci,drive=disk0,bootindex=0",
+        ]);
+        push(&[
+            "-netdev",
+            &format!(
+                "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{}-:22",
+                self.ssh_port
+            ),
+            "-device",
+            "virtio-net-pci,netdev=net0",
+        ]);
+        if let Some(ign) = &self.ignition {
+            push(&[
+                "-fw_cfg",
+                &format!("name={},file={}", self.fw_cfg_name, ign.display()),
+            ]);
+        }
+        // A guest reboot ends this QEMU; Aviary starts a fresh one (see notes-measured.md).
+        push(&["-no-reboot"]);
+        a
+    }
+
+    /// The whole command line as one shell-quoted string, for artifacts and repro.
+    pub fn shell_line(&self) -> String {
+        std::iter::once(QEMU_BINARY.to_string())
+            .chain(self.args())
+            .map(|s| shell_quote(&s))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> QemuConfig {
+        QemuConfig {
+            name: "node".into(),
+            accel: Accel::Tcg,
+            memory_mib: 1024,
+            cpus: 2,
+            overlay: "/run/t/node.qcow2".into(),
+            qmp_socket: "/tmp/a/qmp.sock".into(),
+            ssh_port: 40022,
+            ignition: Some("/run/t/config.ign".into()),
+            fw_cfg_name: "opt/com.coreos/config".into(),
+        }
+    }
+
+    fn value_of(args: &[String], flag: &str) -> Vec<String> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].clone())
+            .collect()
+    }
+
+    #[test]
+    fn user_networking_is_always_restricted_and_on_loopback() {
+        for accel in [Accel::Tcg, Accel::Kvm] {
+            let mut c = cfg();
+            c.accel = accel;
+            let args = c.args();
+            let netdevs = value_of(&args, "-netdev");
+            assert_eq!(netdevs.len(), 1);
+            for n in &netdevs {
+                assert!(n.starts_with("user,"), "{n}");
+                assert!(n.split(',').any(|p| p == "restrict=on"), "{n}");
+                assert!(n.contains("hostfwd=tcp:127.0.0.1:40022-:22"), "{n}");
+            }
+            assert!(!args.iter().any(|a| a.contains("restrict=off")));
+        }
+    }
+
+    #[test]
+    fn disk_is_the_overlay_and_ignition_goes_through_fw_cfg() {
+        let args = cfg().args();
+        assert_eq!(
+            value_of(&args, "-drive"),
+            vec!["if=none,id=disk0,format=qcow2,file=/run/t/node.qcow2"]
+        );
+        assert_eq!(
+            value_of(&args, "-fw_cfg"),
+            vec!["name=opt/com.coreos/config,file=/run/t/config.ign"]
+        );
+        assert_eq!(value_of(&args, "-accel"), vec!["tcg"]);
+        assert!(args.contains(&"-no-reboot".to_string()));
+        assert!(value_of(&args, "-qmp")[0].starts_with("unix:/tmp/a/qmp.sock,server=on"));
+    }
+
+    #[test]
+    fn fw_cfg_name_is_a_setting_and_ignition_optional() {
+        let mut c = cfg();
+        c.fw_cfg_name = "opt/org.flatcar-linux/config".into();
+        assert!(value_of(&c.args(), "-fw_cfg")[0].starts_with("name=opt/org.flatcar-linux/config,"));
+        c.ignition = None;
+        assert!(value_of(&c.args(), "-fw_cfg").is_empty());
+    }
+
+    #[test]
+    fn shell_line_quotes() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert!(cfg().shell_line().starts_with("qemu-system-x86_64 -name "));
+    }
+}

@@ -1,0 +1,35 @@
+//! Reporters subscribe to run events: terminal progress, JUnit, JSON summary.
+
+pub mod junit;
+pub mod progress;
+pub mod summary;
+
+use crate::runner::result::{RunInfo, TestResult};
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    RunStarted { info: RunInfo, total: usize },
+    TestStarted { suite: String, name: String },
+    TestFinished { result: TestResult },
+    RunFinished { interrupted: Option<String> },
+}
+
+pub trait Reporter: Send {
+    fn on_event(&mut self, ev: &Event) -> anyhow::Result<()>;
+}
+
+/// Sends each event to every reporter; the first failing sink's error is returned.
+pub struct FanOut(pub Vec<Box<dyn Reporter>>);
+
+impl FanOut {
+    pub fn emit(&mut self, ev: &Event) -> anyhow::Result<()> {
+        let mut first = None;
+        for r in &mut self.0 {
+            if let Err(e) = r.on_event(ev) {
+                tracing::error!("reporter failed: {e:#}");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,81 @@
+//! Terminal progress: a bar while tests run, one line per finished test (nextest style).
+
+use super::{Event, Reporter};
+use crate::runner::result::Outcome;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub struct ProgressReporter {
+    bar: ProgressBar,
+    running: Vec<String>,
+}
+
+impl ProgressReporter {
+    pub fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} {wide_msg}")
+                .expect("static template"),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        ProgressReporter {
+            bar,
+            running: Vec::new(),
+        }
+    }
+
+    fn refresh(&self) {
+        self.bar.set_message(self.running.join(", "));
+    }
+}
+
+impl Default for ProgressReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reporter for ProgressReporter {
+    fn on_event(&mut self, ev: &Event) -> anyhow::Result<()> {
+        match ev {
+            Event::RunStarted { info, total } => {
+                self.bar.set_length(*total as u64);
+                self.bar.println(format!(
+                    "aviary: run {} — {} test(s), accelerator {} ({}), reports in {}",
+                    info.run_id,
+                    total,
+                    info.accel.accel,
+                    info.accel.reason,
+                    info.dir.display()
+                ));
+            }
+            Event::TestStarted { suite, name } => {
+                self.running.push(format!("{suite}::{name}"));
+                self.refresh();
+            }
+            Event::TestFinished { result } => {
+                let id = format!("{}::{}", result.suite, result.name);
+                self.running.retain(|r| *r != id);
+                self.bar.inc(1);
+                self.refresh();
+                let mut line = format!(
+                    "{:>7} [{:>7.1}s] {id}",
+                    result.outcome.label(),
+                    result.duration.as_secs_f64()
+                );
+                if let Outcome::Failed { message, .. } | Outcome::Error { message, .. } =
+                    &result.outcome
+                {
+                    line.push_str(&format!("\n          {message}\n          logs: {}", result.artifacts.display()));
+                }
+                self.bar.println(line);
+            }
+            Event::RunFinished { interrupted } => {
+                if let Some(why) = interrupted {
+                    self.bar.println(format!("aviary: interrupted ({why})"));
+                }
+                self.bar.finish_and_clear();
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,155 @@
+//! The runner owns time: it schedules jobs, scales deadlines to the accelerator, handles
+//! SIGINT/SIGTERM, and emits events; it never formats output.
+
+pub mod lookup;
+pub mod result;
+pub mod steps;
+pub mod test;
+
+use crate::images::manifest::Manifest;
+use crate::machine::Machine;
+use crate::report::{Event, FanOut};
+use result::{Outcome, RunInfo, TestResult};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use test::Job;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinSet;
+
+/// What every test of a run shares.
+pub struct Shared {
+    pub info: RunInfo,
+    pub manifest: Manifest,
+    pub key: PathBuf,
+    pub sock_dir: PathBuf,
+    pub keep_on_failure: bool,
+    /// Machines left up by --keep-on-failure, shut down when the user interrupts.
+    pub kept: Mutex<Vec<Machine>>,
+}
+
+impl Shared {
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.info.accel.timeout_scale.max(1.0))
+    }
+
+    /// Boot deadline: generous under TCG, where a first boot with Ignition takes 20–50 s.
+    pub fn boot_timeout(&self) -> Duration {
+        let base = match self.info.accel.accel {
+            crate::machine::accel::Accel::Kvm => 90,
+            crate::machine::accel::Accel::Tcg => 240,
+        };
+        self.scaled(Duration::from_secs(base))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    Completed,
+    Interrupted,
+}
+
+/// Runs `jobs` with at most `parallel` at once; returns every result and how the run ended.
+pub async fn run(
+    jobs: Vec<Job>,
+    shared: Arc<Shared>,
+    parallel: usize,
+    sinks: &mut FanOut,
+) -> anyhow::Result<(Vec<TestResult>, RunEnd)> {
+    sinks.emit(&Event::RunStarted {
+        info: shared.info.clone(),
+        total: jobs.len(),
+    })?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut pending: std::collections::VecDeque<Job> = jobs.into();
+    let mut running: BTreeMap<String, (Job, Instant)> = BTreeMap::new();
+    let mut set: JoinSet<TestResult> = JoinSet::new();
+    let mut results = Vec::new();
+    let mut interrupted: Option<String> = None;
+    let parallel = parallel.max(1);
+    loop {
+        while running.len() < parallel {
+            let Some(job) = pending.pop_front() else { break };
+            sinks.emit(&Event::TestStarted {
+                suite: job.test.suite.clone(),
+                name: job.test.name.clone(),
+            })?;
+            running.insert(job.id(), (job.clone(), Instant::now()));
+            set.spawn(test::run(job, shared.clone()));
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            done = set.join_next() => {
+                match done {
+                    Some(Ok(r)) => {
+                        running.remove(&format!("{}::{}", r.suite, r.name));
+                        sinks.emit(&Event::TestFinished { result: r.clone() })?;
+                        results.push(r);
+                    }
+                    Some(Err(e)) => {
+                        // A panicking test task: report it against whichever test it was.
+                        tracing::error!("test task failed: {e}");
+                        if let Some(id) = running.keys().next().cloned() {
+                            let (job, t) = running.remove(&id).expect("present");
+                            let r = error_result(&job, t, format!("harness error: {e}"));
+                            sinks.emit(&Event::TestFinished { result: r.clone() })?;
+                            results.push(r);
+                        }
+                    }
+                    None => break,
+                }
+            }
+            _ = sigint.recv() => { interrupted = Some("SIGINT".into()); }
+            _ = sigterm.recv() => { interrupted = Some("SIGTERM".into()); }
+        }
+        if interrupted.is_some() {
+            break;
+        }
+    }
+    if let Some(why) = &interrupted {
+        // Dropping the tasks drops their machines, which kills every QEMU group.
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+        crate::machine::process::kill_all();
+        for (_, (job, t)) in std::mem::take(&mut running) {
+            let r = error_result(&job, t, format!("interrupted by {why} while running"));
+            sinks.emit(&Event::TestFinished { result: r.clone() })?;
+            results.push(r);
+        }
+        for job in pending {
+            let r = error_result(&job, Instant::now(), format!("not run: the run was interrupted by {why}"));
+            sinks.emit(&Event::TestFinished { result: r.clone() })?;
+            results.push(r);
+        }
+    }
+    sinks.emit(&Event::RunFinished {
+        interrupted: interrupted.clone(),
+    })?;
+    Ok((
+        results,
+        if interrupted.is_some() {
+            RunEnd::Interrupted
+        } else {
+            RunEnd::Completed
+        },
+    ))
+}
+
+fn error_result(job: &Job, started: Instant, message: String) -> TestResult {
+    TestResult {
+        suite: job.test.suite.clone(),
+        name: job.test.name.clone(),
+        outcome: Outcome::Error {
+            detail: message.clone(),
+            message,
+        },
+        duration: started.elapsed(),
+        artifacts: job.dir.clone(),
+        machines: Vec::new(),
+        log: String::new(),
+    }
+}

@@ -1,0 +1,273 @@
+//! Running one test: boot its machines, run its steps, check console and journal, tear down.
+
+use super::result::{MachineReport, Outcome, TestResult};
+use super::steps::{run_step, StepEnv, StepError};
+use super::Shared;
+use crate::checks;
+use crate::machine::{Machine, MachineError, MachineOpts};
+use crate::suite::Test;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A test ready to run: its images resolved and Ignition configs written and validated.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub test: Test,
+    pub dir: PathBuf,
+    /// Machine name → resolved image.
+    pub images: BTreeMap<String, crate::images::ResolvedImage>,
+    /// Machine name → validated Ignition config.
+    pub ignition: BTreeMap<String, PathBuf>,
+}
+
+impl Job {
+    pub fn id(&self) -> String {
+        format!("{}::{}", self.test.suite, self.test.name)
+    }
+}
+
+pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
+    let started = Instant::now();
+    let mut log = String::new();
+    let mut machines: BTreeMap<String, Machine> = BTreeMap::new();
+    let limit = shared.scaled(job.test.timeout);
+    let body = body(&job, &shared, &mut machines, &mut log);
+    let mut outcome = match tokio::time::timeout(limit, body).await {
+        Ok(o) => o,
+        Err(_) => Outcome::Failed {
+            message: format!("test timed out after {:.0}s", limit.as_secs_f64()),
+            detail: format!("the test's timeout is {:.0}s (scaled ×{:.2} for {})", job.test.timeout.as_secs_f64(), shared.info.accel.timeout_scale, shared.info.accel.accel),
+        },
+    };
+    // Checks and artifacts, whatever happened.
+    let mut findings = Vec::new();
+    for (name, m) in machines.iter_mut() {
+        findings.extend(post_checks(&job, name, m, &shared).await);
+    }
+    if !findings.is_empty() {
+        let text = findings.join("\n");
+        outcome = match outcome {
+            Outcome::Passed => Outcome::Failed {
+                message: findings[0].clone(),
+                detail: text,
+            },
+            Outcome::Failed { message, detail } => Outcome::Failed {
+                message,
+                detail: format!("{detail}\n\nchecks:\n{text}"),
+            },
+            e @ Outcome::Error { .. } => e,
+        };
+    }
+    let passed = outcome == Outcome::Passed;
+    let mut reports = Vec::new();
+    for (name, m) in machines.iter_mut() {
+        let keep = !passed && shared.keep_on_failure;
+        let endpoint = m.endpoint();
+        if keep {
+            let _ = writeln!(log, "kept {name} up: {}", endpoint.ssh_command());
+        } else {
+            m.shutdown().await;
+            let _ = std::fs::remove_file(m.overlay());
+        }
+        let img = &job.images[name];
+        reports.push(MachineReport {
+            name: name.clone(),
+            image: img.name.clone(),
+            version: img.version.clone(),
+            sha256: img.sha256.clone(),
+            boots: m.boots.clone(),
+            first_command_s: m.first_command_s,
+            ssh: keep.then(|| endpoint.ssh_command()),
+        });
+    }
+    if !passed && shared.keep_on_failure {
+        shared.kept.lock().unwrap_or_else(|e| e.into_inner()).extend(std::mem::take(&mut machines).into_values());
+    }
+    let _ = std::fs::write(job.dir.join("steps.log"), &log);
+    TestResult {
+        suite: job.test.suite.clone(),
+        name: job.test.name.clone(),
+        outcome,
+        duration: started.elapsed(),
+        artifacts: job.dir.clone(),
+        machines: reports,
+        log,
+    }
+}
+
+async fn body(
+    job: &Job,
+    shared: &Shared,
+    machines: &mut BTreeMap<String, Machine>,
+    log: &mut String,
+) -> Outcome {
+    // Boot every machine of the test together.
+    for spec in &job.test.machines {
+        let img = &job.images[&spec.name];
+        let opts = MachineOpts {
+            name: spec.name.clone(),
+            base_image: img.disk.clone(),
+            fw_cfg_name: img.fw_cfg_name.clone(),
+            memory_mib: spec.memory_mib,
+            cpus: spec.cpus,
+            accel: shared.info.accel.accel,
+            dir: job.dir.join(&spec.name),
+            sock_dir: shared.sock_dir.clone(),
+            key: shared.key.clone(),
+            ignition: job.ignition.get(&spec.name).cloned(),
+            boot_timeout: shared.boot_timeout(),
+        };
+        match Machine::create(opts).await {
+            Ok(m) => {
+                machines.insert(spec.name.clone(), m);
+            }
+            Err(e) => return machine_outcome(e, "creating machines"),
+        }
+    }
+    let boots = machines.values_mut().map(|m| async move {
+        let r = m.boot().await;
+        if r.is_ok() {
+            // Aviary's first command: record when the guest answers it.
+            if let Ok(ssh) = m.ssh() {
+                let t0 = m.boot_started;
+                if ssh.check("cat /proc/sys/kernel/random/boot_id", Duration::from_secs(30)).await.is_ok() {
+                    m.first_command_s = t0.map(|t| t.elapsed().as_secs_f64());
+                }
+            }
+        }
+        r
+    });
+    for r in futures_join_all(boots).await {
+        if let Err(e) = r {
+            return machine_outcome(e, "booting");
+        }
+    }
+    for m in machines.values() {
+        if let Some(b) = m.boots.last() {
+            let _ = writeln!(
+                log,
+                "{} up: SSH banner {:.1}s, login {:.1}s after QEMU start; first command answered at {:.1}s",
+                m.name,
+                b.qemu_to_ssh_banner_s,
+                b.qemu_to_login_s,
+                m.first_command_s.unwrap_or(f64::NAN)
+            );
+        }
+    }
+    let mut env = StepEnv {
+        machines,
+        images: &job.images,
+        manifest: &shared.manifest,
+        test_dir: &job.dir,
+        run_timeout: shared.scaled(Duration::from_secs(60)),
+        wait_timeout: shared.scaled(Duration::from_secs(120)),
+        log,
+    };
+    for (i, step) in job.test.steps.iter().enumerate() {
+        let t = Instant::now();
+        let _ = writeln!(env.log, "--- step {} ({} at {})", i + 1, step.kind.verb(), step.loc);
+        let r = run_step(step, &mut env).await;
+        let _ = writeln!(env.log, "    ({:.1}s)", t.elapsed().as_secs_f64());
+        match r {
+            Ok(()) => {}
+            Err(StepError::Failed(m)) => {
+                return Outcome::Failed {
+                    message: format!("step {} ({}, {}): {}", i + 1, step.kind.verb(), step.loc, first_line(&m)),
+                    detail: m,
+                }
+            }
+            Err(StepError::Infra(m)) => {
+                return Outcome::Error {
+                    message: format!("step {} ({}, {}): {}", i + 1, step.kind.verb(), step.loc, first_line(&m)),
+                    detail: m,
+                }
+            }
+        }
+    }
+    Outcome::Passed
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+fn machine_outcome(e: MachineError, doing: &str) -> Outcome {
+    match e {
+        MachineError::Infra(m) => Outcome::Error {
+            message: format!("{doing}: {}", first_line(&m)),
+            detail: m,
+        },
+        MachineError::Guest(m) => Outcome::Failed {
+            message: format!("{doing}: {}", first_line(&m)),
+            detail: m,
+        },
+    }
+}
+
+/// Joins futures that borrow disjoint machines (a tiny join_all without another crate).
+async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    let mut futs: Vec<Option<_>> = futs.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in futs.iter_mut().enumerate() {
+            if let Some(fut) = f {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        out[i] = Some(v);
+                        *f = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|o| o.expect("polled to completion")).collect()
+}
+
+/// Saves the journal and runs the kola-style checks on one machine.
+async fn post_checks(job: &Job, name: &str, m: &mut Machine, shared: &Shared) -> Vec<String> {
+    let c = job.test.checks;
+    let mut findings = Vec::new();
+    let t = shared.scaled(Duration::from_secs(60));
+    if let Ok(ssh) = m.ssh() {
+        let ssh = ssh.clone();
+        if let Ok(j) = ssh.check("sudo journalctl -b --no-pager -o short-monotonic", t).await {
+            let _ = std::fs::write(m.dir.join("journal.txt"), &j);
+        }
+        if c.journal {
+            if let Ok(j) = ssh
+                .check("sudo journalctl -b --no-pager -o cat _TRANSPORT=kernel + _PID=1", t)
+                .await
+            {
+                findings.extend(checks::scan(&j, "journal").into_iter().map(|f| format!("{name}: {f}")));
+            }
+        }
+        if c.failed_units {
+            if let Ok(out) = ssh.check("systemctl --failed --no-legend --plain", t).await {
+                let units = checks::failed_units(&out);
+                if !units.is_empty() {
+                    findings.push(format!("{name}: failed units: {}", units.join(", ")));
+                }
+            }
+        }
+    }
+    if c.console {
+        findings.extend(
+            checks::scan(&m.console.snapshot(), "console")
+                .into_iter()
+                .map(|f| format!("{name}: {f}")),
+        );
+    }
+    findings
+}

@@ -1,0 +1,662 @@
+//! Loading and validating suite files. Everything is checked here, before any VM starts.
+
+use super::duration;
+use super::model::*;
+use super::raw::{self, S};
+use super::template;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(600);
+pub const DEFAULT_MEMORY_MIB: u32 = 1024;
+pub const DEFAULT_CPUS: u32 = 2;
+
+/// One problem in a suite file, at a place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub loc: Loc,
+    /// The field's path in the document, e.g. `tests[1].steps[0].run.on`.
+    pub field: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.loc, self.message)?;
+        } else {
+            write!(f, "{}: {}: {}", self.loc, self.field, self.message)?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// All the problems found in one or more suite files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadErrors {}
+
+/// What the loader needs to know about the world: the channels that exist.
+#[derive(Debug, Clone)]
+pub struct LoadContext {
+    pub channels: Vec<String>,
+}
+
+/// Reads and validates one suite file.
+pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Suite, LoadErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        LoadErrors(vec![LoadError {
+            loc: Loc {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+            },
+            field: String::new(),
+            message: format!("cannot read suite file: {e}"),
+            hint: None,
+        }])
+    })?;
+    load_str(path, &text, ctx)
+}
+
+/// Validates suite text; `path` is used for locations and to resolve relative host paths.
+pub fn load_str(path: &Path, text: &str, ctx: &LoadContext) -> Result<Suite, LoadErrors> {
+    let parsed: raw::SuiteFile = serde_saphyr::from_str(text).map_err(|e| {
+        let inner = e.without_snippet();
+        let (line, column) = inner
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        let message = strip_location(&inner.to_string());
+        LoadErrors(vec![LoadError {
+            loc: Loc {
+                file: path.to_path_buf(),
+                line,
+                column,
+            },
+            field: String::new(),
+            hint: hint_for(&message),
+            message,
+        }])
+    })?;
+    let mut v = Validator {
+        file: path.to_path_buf(),
+        dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        ctx,
+        errors: Vec::new(),
+    };
+    let suite = v.suite(parsed, text);
+    if v.errors.is_empty() {
+        Ok(suite)
+    } else {
+        Err(LoadErrors(v.errors))
+    }
+}
+
+/// serde-saphyr appends "at line X, column Y"; we print the location first instead.
+fn strip_location(msg: &str) -> String {
+    let first = msg.lines().next().unwrap_or(msg).trim();
+    match first.rfind(" at line ") {
+        Some(i) => first[..i].trim_end_matches(',').to_string(),
+        None => first.to_string(),
+    }
+}
+
+fn hint_for(message: &str) -> Option<String> {
+    if message.contains("unknown field") || message.contains("unknown variant") {
+        Some("see README.md, section 'Suite language', for the keys each level takes".into())
+    } else {
+        None
+    }
+}
+
+struct Validator<'a> {
+    file: PathBuf,
+    dir: PathBuf,
+    ctx: &'a LoadContext,
+    errors: Vec<LoadError>,
+}
+
+impl Validator<'_> {
+    fn loc<T>(&self, s: &S<T>) -> Loc {
+        Loc {
+            file: self.file.clone(),
+            line: s.referenced.line(),
+            column: s.referenced.column(),
+        }
+    }
+
+    fn err<T>(&mut self, at: &S<T>, field: impl Into<String>, message: impl Into<String>) {
+        self.err_hint(at, field, message, None);
+    }
+
+    fn err_hint<T>(
+        &mut self,
+        at: &S<T>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let loc = self.loc(at);
+        self.errors.push(LoadError {
+            loc,
+            field: field.into(),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    fn duration(&mut self, s: &Option<S<String>>, field: &str) -> Option<Duration> {
+        let s = s.as_ref()?;
+        match duration::parse(&s.value) {
+            Ok(d) => Some(d),
+            Err(m) => {
+                self.err(s, field, m);
+                None
+            }
+        }
+    }
+
+    /// Checks the `{{ … }}` placeholders of a string.
+    fn templates(&mut self, s: &S<String>, field: &str) {
+        match template::placeholders(&s.value) {
+            Ok(paths) => {
+                for p in paths {
+                    if let Err(m) = template::check_path(&p, &self.ctx.channels) {
+                        self.err(s, field, m);
+                    }
+                }
+            }
+            Err(m) => self.err(s, field, m),
+        }
+    }
+
+    fn pattern(&mut self, s: &Option<S<String>>, field: &str) -> Option<Pattern> {
+        let s = s.as_ref()?;
+        self.templates(s, field);
+        // Placeholders expand to plain text; check the rest of the regex now.
+        let probe = s.value.replace("{{", "").replace("}}", "");
+        if let Err(e) = Pattern::compile(&probe) {
+            self.err(s, field, format!("invalid regular expression: {e}"));
+        }
+        Some(Pattern(s.value.clone()))
+    }
+
+    fn suite(&mut self, f: raw::SuiteFile, text: &str) -> Suite {
+        if !valid_name(&f.suite.value) {
+            self.err(
+                &f.suite,
+                "suite",
+                format!(
+                    "`{}` is not a valid suite name; use letters, digits, '-', '_' and '.'",
+                    f.suite.value
+                ),
+            );
+        }
+        let defaults = f.defaults.unwrap_or_default();
+        let default_timeout = self
+            .duration(&defaults.timeout, "defaults.timeout")
+            .unwrap_or(DEFAULT_TEST_TIMEOUT);
+        let default_image = defaults.image.map(|i| {
+            let r = self.image_ref(&i, "defaults.image");
+            (i, r)
+        });
+        if f.tests.value.is_empty() {
+            self.err(&f.tests, "tests", "a suite needs at least one test");
+        }
+        let mut seen: BTreeMap<String, Loc> = BTreeMap::new();
+        let mut tests = Vec::new();
+        for (i, t) in f.tests.value.into_iter().enumerate() {
+            let field = format!("tests[{i}]");
+            if let Some(first) = seen.get(&t.name.value) {
+                let first = first.clone();
+                self.err(
+                    &t.name,
+                    format!("{field}.name"),
+                    format!("duplicate test name `{}` (first at {first})", t.name.value),
+                );
+            }
+            seen.insert(t.name.value.clone(), self.loc(&t.name));
+            tests.push(self.test(
+                t,
+                &field,
+                &f.suite.value,
+                default_timeout,
+                default_image.as_ref().map(|(_, r)| r.clone()),
+            ));
+        }
+        Suite {
+            name: f.suite.value,
+            description: f.description,
+            path: self.file.clone(),
+            source: text.to_string(),
+            tests,
+        }
+    }
+
+    fn image_ref(&mut self, s: &S<String>, field: &str) -> ImageRef {
+        let v = s.value.trim();
+        if v.contains('/') || v.ends_with(".qcow2") {
+            let p = PathBuf::from(v);
+            let p = if p.is_absolute() { p } else { self.dir.join(p) };
+            if !p.is_file() {
+                self.err(
+                    s,
+                    field,
+                    format!("image file `{}` does not exist", p.display()),
+                );
+            }
+            ImageRef::Path(p)
+        } else {
+            if !self.ctx.channels.iter().any(|c| c == v) {
+                let known = self.ctx.channels.join(", ");
+                self.err_hint(
+                    s,
+                    field,
+                    format!("unknown image `{v}`; known channels: {known}"),
+                    Some("an image is a channel from images/channels.yaml or a path to a .qcow2 file".into()),
+                );
+            }
+            ImageRef::Channel(v.to_string())
+        }
+    }
+
+    fn test(
+        &mut self,
+        t: raw::TestDef,
+        field: &str,
+        suite: &str,
+        default_timeout: Duration,
+        default_image: Option<ImageRef>,
+    ) -> Test {
+        if !valid_name(&t.name.value) {
+            self.err(
+                &t.name,
+                format!("{field}.name"),
+                format!(
+                    "`{}` is not a valid test name; use letters, digits, '-', '_' and '.'",
+                    t.name.value
+                ),
+            );
+        }
+        if t.machines.value.is_empty() {
+            self.err(
+                &t.machines,
+                format!("{field}.machines"),
+                "a test needs at least one machine",
+            );
+        }
+        let mut machines = Vec::new();
+        for (name, m) in &t.machines.value {
+            let mfield = format!("{field}.machines.{name}");
+            if !valid_machine_name(name) {
+                self.err(
+                    m,
+                    &mfield,
+                    format!("`{name}` is not a valid machine name; use 1-32 lowercase letters, digits and '-'"),
+                );
+            }
+            machines.push(self.machine(name, &m.value, m, &mfield, default_image.clone()));
+        }
+        let declared: BTreeSet<String> = t.machines.value.keys().cloned().collect();
+        let timeout = self
+            .duration(&t.timeout, &format!("{field}.timeout"))
+            .unwrap_or(default_timeout);
+        let checks = t.checks.unwrap_or_default();
+        let checks = Checks {
+            console: checks.console.unwrap_or(true),
+            journal: checks.journal.unwrap_or(true),
+            failed_units: checks.failed_units.unwrap_or(true),
+        };
+        if t.steps.value.is_empty() {
+            self.err(&t.steps, format!("{field}.steps"), "a test needs at least one step");
+        }
+        let mut steps = Vec::new();
+        for (j, s) in t.steps.value.iter().enumerate() {
+            let sfield = format!("{field}.steps[{j}]");
+            if let Some(step) = self.step(s, &sfield, &declared) {
+                steps.push(step);
+            }
+        }
+        Test {
+            loc: self.loc(&t.name),
+            name: t.name.value,
+            description: t.description,
+            suite: suite.to_string(),
+            machines,
+            timeout,
+            checks,
+            steps,
+        }
+    }
+
+    fn machine<T>(
+        &mut self,
+        name: &str,
+        m: &raw::MachineDef,
+        at: &S<T>,
+        field: &str,
+        default_image: Option<ImageRef>,
+    ) -> MachineSpec {
+        let image = match &m.image {
+            Some(i) => self.image_ref(i, &format!("{field}.image")),
+            None => default_image.unwrap_or(ImageRef::Channel("stable".into())),
+        };
+        let memory_mib = match &m.memory {
+            Some(s) if !(256..=16384).contains(&s.value) => {
+                self.err(
+                    s,
+                    format!("{field}.memory"),
+                    format!("{} MiB is out of range; expected 256..=16384", s.value),
+                );
+                DEFAULT_MEMORY_MIB
+            }
+            Some(s) => s.value,
+            None => DEFAULT_MEMORY_MIB,
+        };
+        let cpus = match &m.cpus {
+            Some(s) if !(1..=16).contains(&s.value) => {
+                self.err(
+                    s,
+                    format!("{field}.cpus"),
+                    format!("{} is out of range; expected 1..=16", s.value),
+                );
+                DEFAULT_CPUS
+            }
+            Some(s) => s.value,
+            None => DEFAULT_CPUS,
+        };
+        let _ = at;
+        let ignition = match &m.ignition {
+            Some(ig) => self.ignition(ig, &format!("{field}.ignition")),
+            None => IgnitionSpec::default(),
+        };
+        MachineSpec {
+            name: name.to_string(),
+            image,
+            memory_mib,
+            cpus,
+            ignition,
+        }
+    }
+
+    fn ignition(&mut self, ig: &raw::IgnitionDef, field: &str) -> IgnitionSpec {
+        if let Some(h) = &ig.hostname {
+            if !valid_hostname(&h.value) {
+                self.err(
+                    h,
+                    format!("{field}.hostname"),
+                    format!("`{}` is not a valid hostname (RFC 1123 label, 1-63 chars)", h.value),
+                );
+            }
+        }
+        let mut files = Vec::new();
+        for (i, f) in ig.files.iter().enumerate() {
+            let ff = format!("{field}.files[{i}]");
+            if !f.value.path.value.starts_with('/') {
+                self.err(&f.value.path, format!("{ff}.path"), "path must be absolute");
+            }
+            let mode = match &f.value.mode {
+                None => 0o644,
+                Some(m) => match u32::from_str_radix(m.value.trim(), 8) {
+                    Ok(v) if v <= 0o7777 => v,
+                    _ => {
+                        self.err(
+                            m,
+                            format!("{ff}.mode"),
+                            format!("`{}` is not an octal file mode; expected e.g. \"0640\"", m.value),
+                        );
+                        0o644
+                    }
+                },
+            };
+            files.push(FileSpec {
+                path: f.value.path.value.clone(),
+                contents: f.value.contents.clone(),
+                mode,
+                user: f.value.user.clone(),
+                group: f.value.group.clone(),
+            });
+        }
+        let mut units = Vec::new();
+        for (i, u) in ig.units.iter().enumerate() {
+            let uf = format!("{field}.units[{i}]");
+            let name = &u.value.name;
+            const KINDS: &[&str] = &[
+                ".service", ".socket", ".timer", ".target", ".mount", ".path",
+            ];
+            if !KINDS.iter().any(|k| name.value.ends_with(k)) || name.value.contains('/') {
+                self.err(
+                    name,
+                    format!("{uf}.name"),
+                    format!(
+                        "`{}` is not a unit name; expected NAME{}",
+                        name.value,
+                        KINDS.join("|NAME")
+                    ),
+                );
+            }
+            if u.value.contents.is_none() && u.value.enabled.is_none() && u.value.mask.is_none() {
+                self.err(
+                    u,
+                    &uf,
+                    "a unit needs contents, enabled or mask",
+                );
+            }
+            units.push(UnitSpec {
+                name: name.value.clone(),
+                contents: u.value.contents.clone(),
+                enabled: u.value.enabled,
+                mask: u.value.mask,
+            });
+        }
+        IgnitionSpec {
+            hostname: ig.hostname.as_ref().map(|h| h.value.clone()),
+            files,
+            units,
+        }
+    }
+
+    fn machine_ref(&mut self, on: &S<String>, field: &str, declared: &BTreeSet<String>) -> String {
+        if !declared.contains(&on.value) {
+            let known: Vec<&str> = declared.iter().map(String::as_str).collect();
+            self.err_hint(
+                on,
+                field,
+                format!(
+                    "machine `{}` is not declared by this test (declared: {})",
+                    on.value,
+                    known.join(", ")
+                ),
+                Some("declare it under the test's `machines:`".into()),
+            );
+        }
+        on.value.clone()
+    }
+
+    fn step(
+        &mut self,
+        s: &S<raw::StepDef>,
+        field: &str,
+        declared: &BTreeSet<String>,
+    ) -> Option<Step> {
+        let loc = self.loc(s);
+        let kind = match &s.value {
+            raw::StepDef::Run(r) => {
+                let f = format!("{field}.run");
+                let on = self.machine_ref(&r.on, &format!("{f}.on"), declared);
+                self.templates(&r.cmd, &format!("{f}.cmd"));
+                StepKind::Run {
+                    on,
+                    cmd: r.cmd.value.clone(),
+                    exit: r.exit.unwrap_or(0),
+                    stdout: self.pattern(&r.stdout, &format!("{f}.stdout")),
+                    stderr: self.pattern(&r.stderr, &format!("{f}.stderr")),
+                    timeout: self.duration(&r.timeout, &format!("{f}.timeout")),
+                }
+            }
+            raw::StepDef::WaitFor(w) => {
+                let f = format!("{field}.wait_for");
+                let on = self.machine_ref(&w.on, &format!("{f}.on"), declared);
+                let n = [
+                    w.unit.is_some(),
+                    w.port.is_some(),
+                    w.file.is_some(),
+                    w.console.is_some(),
+                ]
+                .iter()
+                .filter(|b| **b)
+                .count();
+                if n != 1 {
+                    self.err(
+                        &w.on,
+                        &f,
+                        format!("expected exactly one of unit, port, file, console; found {n}"),
+                    );
+                    return None;
+                }
+                let cond = if let Some(u) = &w.unit {
+                    WaitCond::Unit(u.value.clone())
+                } else if let Some(p) = &w.port {
+                    if p.value == 0 {
+                        self.err(p, format!("{f}.port"), "port must be 1..=65535");
+                    }
+                    WaitCond::Port(p.value)
+                } else if let Some(file) = &w.file {
+                    WaitCond::File(file.value.clone())
+                } else {
+                    WaitCond::Console(self.pattern(&w.console, &format!("{f}.console"))?)
+                };
+                StepKind::WaitFor {
+                    on,
+                    cond,
+                    timeout: self.duration(&w.timeout, &format!("{f}.timeout")),
+                }
+            }
+            raw::StepDef::Reboot(on) => StepKind::Reboot {
+                on: self.machine_ref(on, &format!("{field}.reboot"), declared),
+            },
+            raw::StepDef::Copy(c) => {
+                let f = format!("{field}.copy");
+                let on = self.machine_ref(&c.on, &format!("{f}.on"), declared);
+                match (&c.from_host, &c.from_guest) {
+                    (Some(h), None) => {
+                        let p = self.dir.join(&h.value);
+                        if !p.is_file() {
+                            self.err(
+                                h,
+                                format!("{f}.from_host"),
+                                format!("host file `{}` does not exist", p.display()),
+                            );
+                        }
+                        if !c.to.value.starts_with('/') {
+                            self.err(&c.to, format!("{f}.to"), "guest path must be absolute");
+                        }
+                        StepKind::Copy {
+                            on,
+                            direction: CopyDirection::In,
+                            from: p.to_string_lossy().into_owned(),
+                            to: c.to.value.clone(),
+                        }
+                    }
+                    (None, Some(g)) => {
+                        let to = &c.to.value;
+                        if to.starts_with('/') || to.split('/').any(|p| p == "..") || to.is_empty() {
+                            self.err(
+                                &c.to,
+                                format!("{f}.to"),
+                                "expected a relative name inside the test's artifact folder",
+                            );
+                        }
+                        StepKind::Copy {
+                            on,
+                            direction: CopyDirection::Out,
+                            from: g.value.clone(),
+                            to: to.clone(),
+                        }
+                    }
+                    _ => {
+                        self.err(&c.on, &f, "expected exactly one of from_host, from_guest");
+                        return None;
+                    }
+                }
+            }
+            raw::StepDef::Expect(e) => {
+                let f = format!("{field}.expect");
+                let on = self.machine_ref(&e.on, &format!("{f}.on"), declared);
+                if e.os_release.is_none() && e.kernel.is_none() && e.slot.is_none() {
+                    self.err(&e.on, &f, "expected at least one of os_release, kernel, slot");
+                }
+                let slot = e.slot.as_ref().and_then(|s| match s.value.parse::<Slot>() {
+                    Ok(v) => Some(v),
+                    Err(m) => {
+                        self.err(s, format!("{f}.slot"), m);
+                        None
+                    }
+                });
+                if let Some(k) = &e.kernel {
+                    self.templates(k, &format!("{f}.kernel"));
+                }
+                let os_release = e.os_release.as_ref().map(|o| {
+                    for v in o.value.values() {
+                        if let Err(m) = template::placeholders(v).and_then(|ps| {
+                            ps.iter()
+                                .try_for_each(|p| template::check_path(p, &self.ctx.channels))
+                        }) {
+                            self.err(o, format!("{f}.os_release"), m);
+                        }
+                    }
+                    o.value.clone()
+                });
+                StepKind::Expect {
+                    on,
+                    os_release: os_release.unwrap_or_default(),
+                    kernel: e.kernel.as_ref().map(|k| k.value.clone()),
+                    slot,
+                }
+            }
+        };
+        Some(Step { loc, kind })
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn valid_machine_name(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn valid_hostname(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}

@@ -1,0 +1,13 @@
+//! The suite language: YAML files of tests, machines and steps.
+
+pub mod duration;
+mod load;
+pub mod model;
+mod raw;
+pub mod template;
+
+pub use load::{load_file, load_str, LoadContext, LoadError, LoadErrors};
+pub use model::*;
+
+#[cfg(test)]
+mod tests;

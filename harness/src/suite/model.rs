@@ -1,0 +1,226 @@
+//! The validated suite model: what the planner and runner consume.
+
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A place in a suite file, 1-based.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loc {
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub name: String,
+    pub description: Option<String>,
+    pub path: PathBuf,
+    /// The raw text, kept for repro excerpts.
+    pub source: String,
+    pub tests: Vec<Test>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Test {
+    pub name: String,
+    pub description: Option<String>,
+    pub suite: String,
+    pub loc: Loc,
+    pub machines: Vec<MachineSpec>,
+    pub timeout: Duration,
+    pub checks: Checks,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checks {
+    pub console: bool,
+    pub journal: bool,
+    pub failed_units: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks {
+            console: true,
+            journal: true,
+            failed_units: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    /// A release channel from images/channels.yaml (stable, beta, alpha).
+    Channel(String),
+    /// A qcow2 file given by path.
+    Path(PathBuf),
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageRef::Channel(c) => f.write_str(c),
+            ImageRef::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MachineSpec {
+    pub name: String,
+    pub image: ImageRef,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub ignition: IgnitionSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IgnitionSpec {
+    pub hostname: Option<String>,
+    pub files: Vec<FileSpec>,
+    pub units: Vec<UnitSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    pub path: String,
+    pub contents: String,
+    pub mode: u32,
+    pub user: Option<String>,
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitSpec {
+    pub name: String,
+    pub contents: Option<String>,
+    pub enabled: Option<bool>,
+    pub mask: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub loc: Loc,
+    pub kind: StepKind,
+}
+
+impl Step {
+    /// The machine the step acts on.
+    pub fn machine(&self) -> &str {
+        match &self.kind {
+            StepKind::Run { on, .. }
+            | StepKind::WaitFor { on, .. }
+            | StepKind::Reboot { on }
+            | StepKind::Copy { on, .. }
+            | StepKind::Expect { on, .. } => on,
+        }
+    }
+}
+
+/// Patterns are kept as written (they may hold `{{ … }}` templates) and compiled after expansion.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub String);
+
+impl Pattern {
+    /// Compiles in multi-line mode, so `^running$` matches one line of the output.
+    pub fn compile(text: &str) -> Result<Regex, regex::Error> {
+        Regex::new(&format!("(?m){text}"))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    Run {
+        on: String,
+        cmd: String,
+        exit: i32,
+        stdout: Option<Pattern>,
+        stderr: Option<Pattern>,
+        timeout: Option<Duration>,
+    },
+    WaitFor {
+        on: String,
+        cond: WaitCond,
+        timeout: Option<Duration>,
+    },
+    Reboot {
+        on: String,
+    },
+    Copy {
+        on: String,
+        direction: CopyDirection,
+        from: String,
+        to: String,
+    },
+    Expect {
+        on: String,
+        os_release: BTreeMap<String, String>,
+        kernel: Option<String>,
+        slot: Option<Slot>,
+    },
+}
+
+impl StepKind {
+    pub fn verb(&self) -> &'static str {
+        match self {
+            StepKind::Run { .. } => "run",
+            StepKind::WaitFor { .. } => "wait_for",
+            StepKind::Reboot { .. } => "reboot",
+            StepKind::Copy { .. } => "copy",
+            StepKind::Expect { .. } => "expect",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum WaitCond {
+    Unit(String),
+    Port(u16),
+    File(String),
+    Console(Pattern),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyDirection {
+    /// Host file → guest path.
+    In,
+    /// Guest file → the test's artifact folder.
+    Out,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    A,
+    B,
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Slot::A => "A",
+            Slot::B => "B",
+        })
+    }
+}
+
+impl std::str::FromStr for Slot {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "A" | "a" => Ok(Slot::A),
+            "B" | "b" => Ok(Slot::B),
+            other => Err(format!("`{other}` is not a slot; expected A or B")),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Loader tests: good suites load, broken ones name file:line:column and the field.
+
+use super::*;
+use std::path::Path;
+
+fn ctx() -> LoadContext {
+    LoadContext {
+        channels: vec!["stable".into(), "beta".into(), "alpha".into()],
+    }
+}
+
+fn load(text: &str) -> Result<Suite, LoadErrors> {
+    load_str(Path::new("suites/t.yaml"), text, &ctx())
+}
+
+fn one_error(text: &str) -> LoadError {
+    let errs = load(text).expect_err("suite should be rejected").0;
+    assert_eq!(errs.len(), 1, "expected one error, got {errs:?}");
+    errs.into_iter().next().unwrap()
+}
+
+const GOOD: &str = r#"
+suite: demo
+tests:
+  - name: hello
+    timeout: 2m
+    machines:
+      node:
+        image: beta
+        memory: 768
+        ignition:
+          hostname: n1
+          files:
+            - { path: /etc/x, contents: "hi\n", mode: "0640", user: core }
+          units:
+            - name: hello.service
+              enabled: true
+              contents: |
+                [Service]
+                ExecStart=/bin/true
+    steps:
+      - run: { on: node, cmd: "echo {{ image.version }}", stdout: "^{{ image.version }}$" }
+      - wait_for: { on: node, unit: hello.service, timeout: 30s }
+      - reboot: node
+      - expect: { on: node, slot: A, kernel: "{{ images.stable.kernel_release }}", os_release: { ID: aviary } }
+"#;
+
+#[test]
+fn loads_a_good_suite() {
+    let s = load(GOOD).unwrap();
+    assert_eq!(s.name, "demo");
+    let t = &s.tests[0];
+    assert_eq!(t.name, "hello");
+    assert_eq!(t.timeout, std::time::Duration::from_secs(120));
+    assert_eq!(t.machines[0].image, ImageRef::Channel("beta".into()));
+    assert_eq!(t.machines[0].memory_mib, 768);
+    assert_eq!(t.machines[0].ignition.files[0].mode, 0o640);
+    assert_eq!(t.steps.len(), 4);
+    assert!(matches!(t.steps[2].kind, StepKind::Reboot { ref on } if on == "node"));
+    assert_eq!(t.steps[0].loc.line, 21);
+    assert!(matches!(
+        t.steps[3].kind,
+        StepKind::Expect { slot: Some(Slot::A), .. }
+    ));
+}
+
+#[test]
+fn unknown_key_is_located() {
+    let e = one_error(
+        "suite: s\ntests:\n  - name: a\n    machines: { n: {} }\n    stepz: []\n",
+    );
+    assert_eq!((e.loc.line, e.loc.column), (5, 5), "{e}");
+    assert!(e.message.contains("stepz"), "{e}");
+    assert!(e.to_string().starts_with("suites/t.yaml:5:5: "), "{e}");
+}
+
+#[test]
+fn bad_duration_names_field_and_place() {
+    let e = one_error(
+        "suite: s\ntests:\n  - name: a\n    timeout: 5 minutes\n    machines: { n: {} }\n    steps:\n      - reboot: n\n",
+    );
+    assert_eq!(e.field, "tests[0].timeout");
+    assert_eq!((e.loc.line, e.loc.column), (4, 14));
+    assert!(e.message.contains("not a duration"), "{e}");
+}
+
+#[test]
+fn undeclared_machine_is_located_at_the_reference() {
+    let e = one_error(
+        "suite: s\ntests:\n  - name: a\n    machines: { node: {} }\n    steps:\n      - run: { on: nod, cmd: true }\n",
+    );
+    assert_eq!(e.field, "tests[0].steps[0].run.on");
+    assert_eq!((e.loc.line, e.loc.column), (6, 20));
+    assert!(e.message.contains("`nod` is not declared"), "{e}");
+    assert!(e.message.contains("declared: node"), "{e}");
+    assert!(e.hint.is_some());
+}
+
+#[test]
+fn unknown_step_verb_is_rejected() {
+    let e = one_error(
+        "suite: s\ntests:\n  - name: a\n    machines: { n: {} }\n    steps:\n      - jump: n\n",
+    );
+    assert_eq!(e.loc.line, 6, "{e}");
+    assert!(e.message.contains("jump"), "{e}");
+}
+
+#[test]
+fn collects_every_semantic_error() {
+    let errs = load(
+        "suite: s\ntests:\n  - name: a\n    machines: { n: { image: gamma } }\n    steps:\n      - reboot: m\n      - wait_for: { on: n, unit: x.service, port: 22 }\n      - expect: { on: n, slot: C }\n",
+    )
+    .unwrap_err()
+    .0;
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "tests[0].machines.n.image",
+            "tests[0].steps[0].reboot",
+            "tests[0].steps[1].wait_for",
+            "tests[0].steps[2].expect.slot",
+        ]
+    );
+    assert!(errs[0].message.contains("unknown image `gamma`"));
+}
+
+#[test]
+fn duplicate_tests_bad_regex_and_bad_template() {
+    let errs = load(
+        "suite: s\ntests:\n  - name: a\n    machines: { n: {} }\n    steps:\n      - run: { on: n, cmd: x, stdout: \"(\" }\n  - name: a\n    machines: { n: {} }\n    steps:\n      - run: { on: n, cmd: \"{{ image.colour }}\" }\n",
+    )
+    .unwrap_err()
+    .0;
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(errs[0].message.contains("invalid regular expression"));
+    assert!(errs[1].message.contains("duplicate test name `a`"));
+    assert!(errs[2].message.contains("unknown placeholder"));
+}
+
+#[test]
+fn bad_mode_hostname_and_unit_name() {
+    let errs = load(
+        "suite: s\ntests:\n  - name: a\n    machines:\n      n:\n        ignition:\n          hostname: -bad\n          files: [{ path: etc/x, mode: \"0999\" }]\n          units: [{ name: foo, enabled: true }]\n    steps:\n      - reboot: n\n",
+    )
+    .unwrap_err()
+    .0;
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "tests[0].machines.n.ignition.hostname",
+            "tests[0].machines.n.ignition.files[0].path",
+            "tests[0].machines.n.ignition.files[0].mode",
+            "tests[0].machines.n.ignition.units[0].name",
+        ]
+    );
+}
+
+#[test]
+fn malformed_yaml_is_located() {
+    let e = one_error("suite: s\ntests: [\n");
+    assert!(e.loc.line >= 2, "{e}");
+}
+
+#[test]
+fn every_shipped_suite_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "yaml") {
+            load_file(&p, &ctx()).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 1, "no suites found in {}", dir.display());
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Arbitrary edits of a good suite never panic, and every rejection is located.
+        #[test]
+        fn loader_never_panics(cut in 0usize..GOOD.len(), junk in "\\PC{0,8}") {
+            let mut text = GOOD.to_string();
+            let cut = (0..=cut).rev().find(|i| text.is_char_boundary(*i)).unwrap();
+            text.insert_str(cut, &junk);
+            if let Err(errs) = load(&text) {
+                for e in errs.0 {
+                    prop_assert!(!e.message.is_empty());
+                    prop_assert_eq!(e.loc.file.to_str(), Some("suites/t.yaml"));
+                }
+            }
+        }
+    }
+}
