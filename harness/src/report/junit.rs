@@ -117,5 +117,109 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
         report.add_test_suite(ts);
     }
     report.set_time(total);
-    Ok(report.to_string()?)
+    Ok(drop_root_skipped(&report.to_string()?))
+}
+
+/// quick-junit always writes `skipped` on `<testsuites>`, which the Jenkins schema (junit-10.xsd)
+/// does not allow there; it stays on each `<testsuite>`, where it is allowed.
+fn drop_root_skipped(xml: &str) -> String {
+    let Some(start) = xml.find("<testsuites") else {
+        return xml.to_string();
+    };
+    let end = start + xml[start..].find('>').unwrap_or(0);
+    let tag = &xml[start..end];
+    let re = regex::Regex::new(r#" skipped="\d+""#).expect("static regex");
+    format!("{}{}{}", &xml[..start], re.replace(tag, ""), &xml[end..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::accel::{Accel, AccelDecision};
+    use crate::runner::result::MachineReport;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn info() -> RunInfo {
+        RunInfo {
+            run_id: "r1".into(),
+            started: "2026-11-25T00:00:00Z".into(),
+            dir: "/tmp/r1".into(),
+            seed: 7,
+            accel: AccelDecision {
+                accel: Accel::Tcg,
+                reason: "KVM probe hung".into(),
+                kvm_probe: None,
+                tcg_probe: None,
+                timeout_scale: 1.0,
+                host_key: "h".into(),
+            },
+            images: vec![],
+            suites: vec!["provisioning".into(), "empty".into()],
+        }
+    }
+
+    fn result(name: &str, outcome: Outcome) -> TestResult {
+        TestResult {
+            suite: "provisioning".into(),
+            name: name.into(),
+            outcome,
+            duration: Duration::from_millis(12_345),
+            artifacts: "/tmp/r1/provisioning/x".into(),
+            machines: vec![MachineReport {
+                name: "node".into(),
+                image: "stable".into(),
+                version: "1000.0.0".into(),
+                sha256: "0".repeat(64),
+                boots: vec![],
+                first_command_s: Some(9.5),
+                ssh: None,
+            }],
+            log: "console said \u{1b}[0;31mFAILED\u{1b}[0m \u{7} <&> done".into(),
+        }
+    }
+
+    /// The XSD every junit.xml must satisfy; CI also has ../shared/schemas beside the checkout.
+    pub fn schema() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/schemas/jenkins-junit-10.xsd")
+    }
+
+    #[test]
+    fn validates_against_the_jenkins_xsd_even_with_escape_codes() {
+        let results = vec![
+            result("passes", Outcome::Passed),
+            result(
+                "fails",
+                Outcome::Failed {
+                    message: "expected `canary-1`, seen `\u{1b}[1mnode\u{1b}[0m`".into(),
+                    detail: "stdout:\n\u{0}\u{1b}]0;title\u{7}".into(),
+                },
+            ),
+            result(
+                "errs",
+                Outcome::Error {
+                    message: "interrupted by SIGINT".into(),
+                    detail: "interrupted".into(),
+                },
+            ),
+        ];
+        let xml = render(&info(), &results).unwrap();
+        assert!(xml.contains("<failure message="), "{xml}");
+        assert!(xml.contains("<error message=\"interrupted by SIGINT\""), "{xml}");
+        assert!(xml.contains("name=\"accelerator\" value=\"tcg\""), "{xml}");
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("junit.xml");
+        std::fs::write(&p, &xml).unwrap();
+        let out = std::process::Command::new("xmllint")
+            .args(["--noout", "--schema"])
+            .arg(schema())
+            .arg(&p)
+            .output()
+            .expect("xmllint is required (Debian package libxml2-utils)");
+        assert!(
+            out.status.success(),
+            "{}\n{xml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
