@@ -77,4 +77,6 @@ pub enum ImagesCommand {
     },
     /// Show each channel's release and whether its image is built.
     List,
+    /// Print the path of a channel's built disk image (building it if needed).
+    Path { channel: String },
 }

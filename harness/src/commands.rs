@@ -143,6 +143,17 @@ fn cmd_images(c: ImagesCommand) -> Result<i32> {
                 println!("{l}");
             }
         }
+        ImagesCommand::Path { channel } => {
+            if !images.manifest.channels.contains_key(&channel) {
+                return Err(BadInput(format!(
+                    "unknown channel `{channel}`; known: {}",
+                    images.manifest.channel_names().join(", ")
+                ))
+                .into());
+            }
+            let r = images.resolve(&ImageRef::Channel(channel))?;
+            println!("{}", r.disk.display());
+        }
         ImagesCommand::Build { channels, force } => {
             let channels = if channels.is_empty() {
                 images.manifest.channel_names()

@@ -73,6 +73,7 @@ pub struct Machine {
     pub boot_started: Option<Instant>,
     /// From QEMU's start to the first command answered over SSH (set by the runner).
     pub first_command_s: Option<f64>,
+    pub first_command_at_ms: Option<u128>,
     events: Vec<serde_json::Value>,
 }
 
@@ -122,6 +123,7 @@ impl Machine {
             boots: Vec::new(),
             boot_started: None,
             first_command_s: None,
+            first_command_at_ms: None,
             events: Vec::new(),
         })
     }

@@ -173,6 +173,7 @@ mod tests {
                 sha256: "0".repeat(64),
                 boots: vec![],
                 first_command_s: Some(9.5),
+                first_command_at_ms: None,
                 ssh: None,
             }],
             log: "console said \u{1b}[0;31mFAILED\u{1b}[0m \u{7} <&> done".into(),

@@ -36,6 +36,8 @@ pub struct MachineReport {
     pub boots: Vec<BootRecord>,
     /// From QEMU's start to the first command's answer over SSH.
     pub first_command_s: Option<f64>,
+    /// Wall-clock time (Unix epoch, ms) the first command was answered: for the benchmark.
+    pub first_command_at_ms: Option<u128>,
     pub ssh: Option<String>,
 }
 

@@ -80,6 +80,7 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
             sha256: img.sha256.clone(),
             boots: m.boots.clone(),
             first_command_s: m.first_command_s,
+            first_command_at_ms: m.first_command_at_ms,
             ssh: keep.then(|| endpoint.ssh_command()),
         });
     }
@@ -135,6 +136,10 @@ async fn body(
                 let t0 = m.boot_started;
                 if ssh.check("cat /proc/sys/kernel/random/boot_id", Duration::from_secs(30)).await.is_ok() {
                     m.first_command_s = t0.map(|t| t.elapsed().as_secs_f64());
+                    m.first_command_at_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_millis());
                 }
             }
         }

@@ -1,0 +1,182 @@
+//! Integration tests that boot the real reference image under QEMU (TCG here).
+//! They build the stable image first if the cache lacks it. One VM test at a time.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn aviary() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_aviary"));
+    c.current_dir(repo());
+    c
+}
+
+/// The stable base image, built if needed, and its sha256.
+fn base_image() -> (PathBuf, String) {
+    let ws = aviary::images::Workspace { root: repo() };
+    let mut images = aviary::images::Images::open(ws).unwrap();
+    let img = images
+        .resolve(&aviary::suite::ImageRef::Channel("stable".into()))
+        .unwrap();
+    let sha = aviary::images::cache::sha256_file(&img.disk).unwrap();
+    (img.disk, sha)
+}
+
+/// Processes whose command line mentions `needle` (our QEMUs name their overlay by run folder).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) && !cmd.contains("cargo") {
+                found.push(cmd);
+            }
+        }
+    }
+    found
+}
+
+fn run_dir(reports: &Path) -> PathBuf {
+    std::fs::read_dir(reports)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .expect("a run folder")
+}
+
+fn xsd_valid(junit: &Path) {
+    let xsd = repo().join("fixtures/schemas/jenkins-junit-10.xsd");
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(junit)
+        .output()
+        .expect("xmllint (libxml2-utils) is required");
+    assert!(
+        out.status.success(),
+        "{} does not validate: {}",
+        junit.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn provisioning_suite_passes_on_stable_and_leaves_nothing_behind() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (disk, before) = base_image();
+    let reports = tempfile::tempdir().unwrap();
+    let out = aviary()
+        .args(["run", "suites/provisioning.yaml", "--reports"])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let dir = run_dir(reports.path());
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    xsd_valid(&dir.join("junit.xml"));
+    let s = summary(&dir);
+    assert_eq!(s["counts"]["passed"], 9, "{s}");
+    assert_eq!(s["counts"]["failed"], 0, "{s}");
+    assert_eq!(s["run"]["accel"]["accel"].as_str().is_some(), true);
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("name=\"accelerator\""), "{junit}");
+    assert!(junit.contains("name=\"image.stable.digest\""), "{junit}");
+    for test in ["hostname-from-ignition", "ignition-runs-exactly-once"] {
+        let t = dir.join("provisioning").join(test).join("node");
+        for f in ["console.log", "journal.txt", "qemu-cmdline.txt"] {
+            assert!(t.join(f).is_file(), "{} missing", t.join(f).display());
+        }
+        let cmdline = std::fs::read_to_string(t.join("qemu-cmdline.txt")).unwrap();
+        assert!(cmdline.contains("restrict=on"), "{cmdline}");
+    }
+    assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
+    assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
+}
+
+#[test]
+fn a_failed_expectation_says_expected_and_seen() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    base_image();
+    let reports = tempfile::tempdir().unwrap();
+    let out = aviary()
+        .args(["run", "fixtures/suites/failing.yaml", "--reports"])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let dir = run_dir(reports.path());
+    xsd_valid(&dir.join("junit.xml"));
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("stdout does not match /^not-this-host$/"), "{junit}");
+    assert!(junit.contains("canary-2"), "seen value missing: {junit}");
+    assert!(junit.contains("fixtures/suites/failing.yaml:11:"), "{junit}");
+    assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
+}
+
+#[test]
+fn ctrl_c_during_boot_leaves_no_qemu_and_a_valid_report() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (disk, before) = base_image();
+    let reports = tempfile::tempdir().unwrap();
+    let mut child = aviary()
+        .args([
+            "run",
+            "suites/provisioning.yaml",
+            "--filter",
+            "hostname-from-ignition",
+            "--reports",
+        ])
+        .arg(reports.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until QEMU is booting: its console log has output.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let needle = reports.path().to_string_lossy().into_owned();
+    loop {
+        let booting = processes_mentioning(&needle)
+            .iter()
+            .any(|c| c.starts_with("qemu-system"));
+        let console_has_output = std::fs::read_dir(reports.path())
+            .ok()
+            .and_then(|mut d| d.find_map(|e| e.ok()))
+            .map(|e| e.path().join("provisioning/hostname-from-ignition/node/console.log"))
+            .and_then(|p| std::fs::metadata(p).ok())
+            .is_some_and(|m| m.len() > 0);
+        if booting && console_has_output {
+            break;
+        }
+        assert!(Instant::now() < deadline, "QEMU never started booting");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        processes_mentioning(&needle).is_empty(),
+        "left behind: {:?}",
+        processes_mentioning(&needle)
+    );
+    let dir = run_dir(reports.path());
+    xsd_valid(&dir.join("junit.xml"));
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("interrupted by SIGINT"), "{junit}");
+    assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
+}
