@@ -23,6 +23,15 @@ impl ProgressReporter {
         }
     }
 
+    /// Prints above the bar, or plainly when stderr is no terminal (CI logs).
+    fn line(&self, text: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            self.bar.println(text);
+        }
+    }
+
     fn refresh(&self) {
         self.bar.set_message(self.running.join(", "));
     }
@@ -39,7 +48,7 @@ impl Reporter for ProgressReporter {
         match ev {
             Event::RunStarted { info, total } => {
                 self.bar.set_length(*total as u64);
-                self.bar.println(format!(
+                self.line(format!(
                     "aviary: run {} — {} test(s), accelerator {} ({}), reports in {}",
                     info.run_id,
                     total,
@@ -67,11 +76,11 @@ impl Reporter for ProgressReporter {
                 {
                     line.push_str(&format!("\n          {message}\n          logs: {}", result.artifacts.display()));
                 }
-                self.bar.println(line);
+                self.line(line);
             }
             Event::RunFinished { interrupted } => {
                 if let Some(why) = interrupted {
-                    self.bar.println(format!("aviary: interrupted ({why})"));
+                    self.line(format!("aviary: interrupted ({why})"));
                 }
                 self.bar.finish_and_clear();
             }
