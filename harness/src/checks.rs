@@ -118,7 +118,11 @@ mod tests {
 
     #[test]
     fn clean_console_has_no_findings() {
-        assert!(scan("Started foo.service\nReached target multi-user.target\n", "journal").is_empty());
+        assert!(scan(
+            "Started foo.service\nReached target multi-user.target\n",
+            "journal"
+        )
+        .is_empty());
     }
 
     #[test]
@@ -131,7 +135,9 @@ mod tests {
     #[test]
     fn parses_failed_units() {
         assert_eq!(
-            failed_units("foo.service loaded failed failed Foo\nbar.mount loaded failed failed Bar\n"),
+            failed_units(
+                "foo.service loaded failed failed Foo\nbar.mount loaded failed failed Bar\n"
+            ),
             vec!["foo.service", "bar.mount"]
         );
         assert!(failed_units("").is_empty());

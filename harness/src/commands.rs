@@ -3,7 +3,9 @@
 use crate::cli::*;
 use crate::images::{Images, ResolvedImage, Workspace};
 use crate::machine::accel;
-use crate::report::{junit::JunitReporter, progress::ProgressReporter, summary::SummaryReporter, FanOut};
+use crate::report::{
+    junit::JunitReporter, progress::ProgressReporter, summary::SummaryReporter, FanOut,
+};
 use crate::runner::result::{Outcome, RunInfo};
 use crate::runner::test::Job;
 use crate::runner::{self, RunEnd, Shared};
@@ -76,7 +78,9 @@ fn select(suites: &[Suite], sel: &SelectArgs, images: &Images) -> Result<Vec<Tes
     };
     let override_image = match &sel.image {
         None => None,
-        Some(i) if i.contains('/') || i.ends_with(".qcow2") => Some(ImageRef::Path(PathBuf::from(i))),
+        Some(i) if i.contains('/') || i.ends_with(".qcow2") => {
+            Some(ImageRef::Path(PathBuf::from(i)))
+        }
         Some(c) => {
             if !images.manifest.channels.contains_key(c) {
                 return Err(BadInput(format!(
@@ -282,8 +286,12 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             let path = mdir.join("config.ign");
             let cfg = crate::ignition::config(&m.ignition, &m.name, &pubkey);
             std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;
-            crate::ignition::validate(&path)
-                .map_err(|e| BadInput(format!("test {}::{}, machine {}: {e:#}", t.suite, t.name, m.name)))?;
+            crate::ignition::validate(&path).map_err(|e| {
+                BadInput(format!(
+                    "test {}::{}, machine {}: {e:#}",
+                    t.suite, t.name, m.name
+                ))
+            })?;
             ign.insert(m.name.clone(), path);
             imgs.insert(m.name.clone(), resolved[&m.image.to_string()].clone());
         }

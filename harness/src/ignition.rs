@@ -138,20 +138,35 @@ mod tests {
     #[test]
     fn hostname_defaults_to_machine_name() {
         let c = config(&IgnitionSpec::default(), "node-2", "k");
-        assert_eq!(c["storage"]["files"][0]["contents"]["source"], data_url("node-2\n"));
+        assert_eq!(
+            c["storage"]["files"][0]["contents"]["source"],
+            data_url("node-2\n")
+        );
     }
 
     #[test]
     fn ignition_validate_accepts_ours_and_rejects_broken() {
-        if std::process::Command::new("ignition-validate").arg("--version").output().is_err() {
+        if std::process::Command::new("ignition-validate")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             panic!("ignition-validate is required for this test (Debian package `ignition`)");
         }
         let d = tempfile::tempdir().unwrap();
         let good = d.path().join("good.ign");
-        std::fs::write(&good, config(&spec(), "n", "ssh-ed25519 AAAA k").to_string()).unwrap();
+        std::fs::write(
+            &good,
+            config(&spec(), "n", "ssh-ed25519 AAAA k").to_string(),
+        )
+        .unwrap();
         validate(&good).unwrap();
         let bad = d.path().join("bad.ign");
-        std::fs::write(&bad, r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"relative"}]}}"#).unwrap();
+        std::fs::write(
+            &bad,
+            r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"relative"}]}}"#,
+        )
+        .unwrap();
         let e = validate(&bad).unwrap_err().to_string();
         assert!(e.contains("bad.ign"), "{e}");
     }

@@ -161,8 +161,8 @@ impl Ssh {
         let local = local.to_path_buf();
         let remote = remote.to_string();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            let data = std::fs::read(&local)
-                .with_context(|| format!("reading {}", local.display()))?;
+            let data =
+                std::fs::read(&local).with_context(|| format!("reading {}", local.display()))?;
             let sess = me.sess.lock().unwrap_or_else(|e| e.into_inner());
             sess.set_timeout(60_000);
             let sftp = sess.sftp()?;

@@ -104,6 +104,9 @@ fn provisioning_suite_passes_on_stable_and_leaves_nothing_behind() {
         let cmdline = std::fs::read_to_string(t.join("qemu-cmdline.txt")).unwrap();
         assert!(cmdline.contains("restrict=on"), "{cmdline}");
     }
+    let copied = dir.join("provisioning/core-user-key-logs-in/os-release.txt");
+    let text = std::fs::read_to_string(&copied).unwrap();
+    assert!(text.contains("ID=aviary"), "{text}");
     assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
     assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
 }
@@ -123,9 +126,15 @@ fn a_failed_expectation_says_expected_and_seen() {
     let dir = run_dir(reports.path());
     xsd_valid(&dir.join("junit.xml"));
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert!(junit.contains("stdout does not match /^not-this-host$/"), "{junit}");
+    assert!(
+        junit.contains("stdout does not match /^not-this-host$/"),
+        "{junit}"
+    );
     assert!(junit.contains("canary-2"), "seen value missing: {junit}");
-    assert!(junit.contains("fixtures/suites/failing.yaml:11:"), "{junit}");
+    assert!(
+        junit.contains("fixtures/suites/failing.yaml:11:"),
+        "{junit}"
+    );
     assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
 }
 
@@ -156,7 +165,10 @@ fn ctrl_c_during_boot_leaves_no_qemu_and_a_valid_report() {
         let console_has_output = std::fs::read_dir(reports.path())
             .ok()
             .and_then(|mut d| d.find_map(|e| e.ok()))
-            .map(|e| e.path().join("provisioning/hostname-from-ignition/node/console.log"))
+            .map(|e| {
+                e.path()
+                    .join("provisioning/hostname-from-ignition/node/console.log")
+            })
             .and_then(|p| std::fs::metadata(p).ok())
             .is_some_and(|m| m.len() > 0);
         if booting && console_has_output {

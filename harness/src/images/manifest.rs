@@ -115,7 +115,9 @@ impl Manifest {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 || name.is_empty()
             {
-                return Err(invalid("channel names use lowercase letters, digits and '-'".into()));
+                return Err(invalid(
+                    "channel names use lowercase letters, digits and '-'".into(),
+                ));
             }
             if !is_version(&r.version) {
                 return Err(invalid(format!(
@@ -195,6 +197,9 @@ mod tests {
         let e = Manifest::parse(Path::new("c.yaml"), &GOOD.replace("1000.0.0", "1000"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("channel `stable`") && e.contains("MAJOR.MINOR.PATCH"), "{e}");
+        assert!(
+            e.contains("channel `stable`") && e.contains("MAJOR.MINOR.PATCH"),
+            "{e}"
+        );
     }
 }

@@ -242,7 +242,11 @@ impl Images {
 
     /// Writes a build's facts into channels.yaml (only when they changed).
     fn record(&mut self, channel: &str, rec: &BuiltRecord) -> Result<()> {
-        let entry = self.manifest.channels.get_mut(channel).expect("known channel");
+        let entry = self
+            .manifest
+            .channels
+            .get_mut(channel)
+            .expect("known channel");
         let disk = Some(DiskRecord {
             sha256: rec.sha256.clone(),
             size: rec.size,
@@ -314,10 +318,14 @@ impl Images {
                 };
                 let vmlinuz = p.with_file_name("vmlinuz");
                 Ok(ResolvedImage {
-                    name: p.file_name().unwrap_or_default().to_string_lossy().into_owned(),
-                    channel: meta.as_ref().and_then(|m| {
-                        m.get("channel").and_then(|v| v.as_str()).map(String::from)
-                    }),
+                    name: p
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned(),
+                    channel: meta
+                        .as_ref()
+                        .and_then(|m| m.get("channel").and_then(|v| v.as_str()).map(String::from)),
                     version: get("version"),
                     kernel_release: get("kernel_release"),
                     kernel_version: get("kernel_version"),
@@ -374,7 +382,11 @@ impl FileLock {
             .with_context(|| format!("opening lock {}", path.display()))?;
         // SAFETY: flock on a valid open descriptor.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            bail!("locking {}: {}", path.display(), std::io::Error::last_os_error());
+            bail!(
+                "locking {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
         }
         Ok(FileLock(f))
     }

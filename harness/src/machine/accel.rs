@@ -69,7 +69,11 @@ pub fn decide(
         _ => 1.0,
     };
     if let Some(f) = forced {
-        let scale = if f == Accel::Tcg { scale_from(&tcg) } else { 1.0 };
+        let scale = if f == Accel::Tcg {
+            scale_from(&tcg)
+        } else {
+            1.0
+        };
         return (f, format!("forced by AVIARY_ACCEL={f}"), scale);
     }
     if !kvm_node_usable {
@@ -108,7 +112,13 @@ pub fn decide(
 pub async fn probe_boot(accel: Accel, kernel: &Path, deadline: Duration) -> ProbeOutcome {
     let mut cmd = tokio::process::Command::new(QEMU_BINARY);
     cmd.args(["-machine", "q35", "-accel", accel.qemu_name(), "-m", "256"])
-        .args(["-nodefaults", "-display", "none", "-no-user-config", "-no-reboot"])
+        .args([
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-user-config",
+            "-no-reboot",
+        ])
         .args(["-serial", "stdio", "-kernel"])
         .arg(kernel)
         .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
@@ -237,7 +247,10 @@ pub async fn detect(cache_dir: &Path, kernel: Option<&Path>) -> AccelDecision {
             } else {
                 None
             };
-            (kvm, Some(probe_boot(Accel::Tcg, k, TCG_PROBE_DEADLINE).await))
+            (
+                kvm,
+                Some(probe_boot(Accel::Tcg, k, TCG_PROBE_DEADLINE).await),
+            )
         }
         None => (None, None),
     };
@@ -305,17 +318,22 @@ mod tests {
 
     #[test]
     fn forcing_wins_and_scale_is_clamped() {
-        let (a, why, _) = decide(
-            Some(Accel::Kvm),
-            false,
-            None,
-            None,
-        );
+        let (a, why, _) = decide(Some(Accel::Kvm), false, None, None);
         assert_eq!(a, Accel::Kvm);
         assert!(why.contains("forced"));
-        let (_, _, s) = decide(None, false, None, Some(ProbeOutcome::Booted { seconds: 0.5 }));
+        let (_, _, s) = decide(
+            None,
+            false,
+            None,
+            Some(ProbeOutcome::Booted { seconds: 0.5 }),
+        );
         assert_eq!(s, 1.0);
-        let (_, _, s) = decide(None, false, None, Some(ProbeOutcome::Booted { seconds: 400.0 }));
+        let (_, _, s) = decide(
+            None,
+            false,
+            None,
+            Some(ProbeOutcome::Booted { seconds: 400.0 }),
+        );
         assert_eq!(s, 10.0);
     }
 }

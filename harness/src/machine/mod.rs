@@ -190,14 +190,18 @@ impl Machine {
                 .append(true)
                 .open(&stderr_path)
                 .map_err(MachineError::infra)?;
-            let mark = std::fs::metadata(&stderr_path).map(|m| m.len()).unwrap_or(0);
+            let mark = std::fs::metadata(&stderr_path)
+                .map(|m| m.len())
+                .unwrap_or(0);
             let mut cmd = tokio::process::Command::new(QEMU_BINARY);
             cmd.args(self.cfg.args())
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::piped())
                 .stderr(stderr);
             let mut child = GroupChild::spawn(cmd).map_err(|e| {
-                MachineError::Infra(format!("cannot start {QEMU_BINARY}: {e} (is qemu-system-x86 installed?)"))
+                MachineError::Infra(format!(
+                    "cannot start {QEMU_BINARY}: {e} (is qemu-system-x86 installed?)"
+                ))
             })?;
             let out = child.child.stdout.take().expect("piped");
             self.console.pump(out, &self.dir.join("console.log"));
@@ -238,9 +242,10 @@ impl Machine {
         let addr = self.endpoint().addr();
         let mark = 0;
         loop {
-            let ok = tokio::task::spawn_blocking(move || banner_ready(addr, Duration::from_secs(2)))
-                .await
-                .unwrap_or(false);
+            let ok =
+                tokio::task::spawn_blocking(move || banner_ready(addr, Duration::from_secs(2)))
+                    .await
+                    .unwrap_or(false);
             if ok {
                 return Ok(started.elapsed());
             }
@@ -316,7 +321,11 @@ impl Machine {
     pub async fn shutdown(&mut self) {
         self.ssh = None;
         if let Some(q) = &self.qmp {
-            let _ = tokio::time::timeout(Duration::from_secs(2), q.execute("quit", serde_json::json!({}))).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                q.execute("quit", serde_json::json!({})),
+            )
+            .await;
         }
         if let Some(mut p) = self.proc.take() {
             let _ = tokio::time::timeout(Duration::from_secs(3), p.child.wait()).await;
@@ -353,7 +362,11 @@ fn free_port() -> std::io::Result<u16> {
 
 fn append(path: &Path, line: &str) {
     use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(f, "{line}");
     }
 }

@@ -28,11 +28,24 @@ impl QemuConfig {
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
         let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
-        push(&["-name", &format!("aviary-{},process=aviary-{}", self.name, self.name)]);
+        push(&[
+            "-name",
+            &format!("aviary-{},process=aviary-{}", self.name, self.name),
+        ]);
         push(&["-machine", "q35", "-accel", self.accel.qemu_name()]);
-        push(&["-smp", &self.cpus.to_string(), "-m", &self.memory_mib.to_string()]);
+        push(&[
+            "-smp",
+            &self.cpus.to_string(),
+            "-m",
+            &self.memory_mib.to_string(),
+        ]);
         push(&["-nodefaults", "-display", "none", "-no-user-config"]);
-        push(&["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]);
+        push(&[
+            "-chardev",
+            "stdio,id=console,signal=off",
+            "-serial",
+            "chardev:console",
+        ]);
         push(&[
             "-qmp",
             &format!("unix:{},server=on,wait=off", self.qmp_socket.display()),
@@ -79,8 +92,7 @@ impl QemuConfig {
 
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
     {
         s.to_string()

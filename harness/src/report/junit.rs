@@ -66,7 +66,10 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
         ts.add_property(Property::new("run_id", info.run_id.clone()));
         ts.add_property(Property::new("seed", info.seed.to_string()));
         ts.add_property(Property::new("accelerator", info.accel.accel.to_string()));
-        ts.add_property(Property::new("accelerator.reason", info.accel.reason.clone()));
+        ts.add_property(Property::new(
+            "accelerator.reason",
+            info.accel.reason.clone(),
+        ));
         ts.add_property(Property::new(
             "timeout_scale",
             format!("{:.2}", info.accel.timeout_scale),
@@ -78,8 +81,14 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
                 format!("{p}.channel"),
                 img.channel.clone().unwrap_or_default(),
             ));
-            ts.add_property(Property::new(format!("{p}.digest"), format!("sha256:{}", img.sha256)));
-            ts.add_property(Property::new(format!("{p}.kernel"), img.kernel_release.clone()));
+            ts.add_property(Property::new(
+                format!("{p}.digest"),
+                format!("sha256:{}", img.sha256),
+            ));
+            ts.add_property(Property::new(
+                format!("{p}.kernel"),
+                img.kernel_release.clone(),
+            ));
         }
         let mut time = std::time::Duration::ZERO;
         for r in results.iter().filter(|r| r.suite == suite) {
@@ -99,10 +108,7 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
                     } else {
                         "error"
                     });
-                    s.set_description(format!(
-                        "{detail}\n\nartifacts: {}",
-                        r.artifacts.display()
-                    ));
+                    s.set_description(format!("{detail}\n\nartifacts: {}", r.artifacts.display()));
                     s
                 }
             };
@@ -206,7 +212,10 @@ mod tests {
         ];
         let xml = render(&info(), &results).unwrap();
         assert!(xml.contains("<failure message="), "{xml}");
-        assert!(xml.contains("<error message=\"interrupted by SIGINT\""), "{xml}");
+        assert!(
+            xml.contains("<error message=\"interrupted by SIGINT\""),
+            "{xml}"
+        );
         assert!(xml.contains("name=\"accelerator\" value=\"tcg\""), "{xml}");
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("junit.xml");

@@ -74,7 +74,10 @@ impl Reporter for ProgressReporter {
                 if let Outcome::Failed { message, .. } | Outcome::Error { message, .. } =
                     &result.outcome
                 {
-                    line.push_str(&format!("\n          {message}\n          logs: {}", result.artifacts.display()));
+                    line.push_str(&format!(
+                        "\n          {message}\n          logs: {}",
+                        result.artifacts.display()
+                    ));
                 }
                 self.line(line);
             }

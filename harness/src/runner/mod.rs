@@ -71,7 +71,9 @@ pub async fn run(
     let parallel = parallel.max(1);
     loop {
         while running.len() < parallel {
-            let Some(job) = pending.pop_front() else { break };
+            let Some(job) = pending.pop_front() else {
+                break;
+            };
             sinks.emit(&Event::TestStarted {
                 suite: job.test.suite.clone(),
                 name: job.test.name.clone(),
@@ -121,7 +123,11 @@ pub async fn run(
             results.push(r);
         }
         for job in pending {
-            let r = error_result(&job, Instant::now(), format!("not run: the run was interrupted by {why}"));
+            let r = error_result(
+                &job,
+                Instant::now(),
+                format!("not run: the run was interrupted by {why}"),
+            );
             sinks.emit(&Event::TestFinished { result: r.clone() })?;
             results.push(r);
         }

@@ -12,9 +12,15 @@ use std::time::Duration;
 pub enum Outcome {
     Passed,
     /// The candidate misbehaved: an assertion, a check, or a guest that did not boot.
-    Failed { message: String, detail: String },
+    Failed {
+        message: String,
+        detail: String,
+    },
     /// The harness could not do its job (host-side failure, interruption): not a verdict.
-    Error { message: String, detail: String },
+    Error {
+        message: String,
+        detail: String,
+    },
 }
 
 impl Outcome {

@@ -101,7 +101,10 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
                     excerpt(&out.stderr)
                 ));
             }
-            for (name, pat, seen) in [("stdout", stdout, &out.stdout), ("stderr", stderr, &out.stderr)] {
+            for (name, pat, seen) in [
+                ("stdout", stdout, &out.stdout),
+                ("stderr", stderr, &out.stderr),
+            ] {
                 if let Some(Pattern(p)) = pat {
                     let p = x(p)?;
                     let re = Pattern::compile(&p).map_err(|e| StepError::Infra(e.to_string()))?;
@@ -170,34 +173,44 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
                     limit.as_secs_f64()
                 )),
                 3 => fail(format!("{what} on {on}: the unit failed")),
-                s => fail(format!("waiting for {what} on {on}: exit {s}: {}", out.stderr.trim())),
+                s => fail(format!(
+                    "waiting for {what} on {on}: exit {s}: {}",
+                    out.stderr.trim()
+                )),
             }
         }
         StepKind::Reboot { .. } => {
             let _ = writeln!(env.log, "reboot {on}");
             machine.reboot().await?;
-            let b = machine.boots.last().map(|b| b.qemu_to_login_s).unwrap_or(0.0);
+            let b = machine
+                .boots
+                .last()
+                .map(|b| b.qemu_to_login_s)
+                .unwrap_or(0.0);
             let _ = writeln!(env.log, "{on} is back: QEMU start to SSH login {b:.1}s");
             Ok(())
         }
         StepKind::Copy {
-            direction, from, to, ..
+            direction,
+            from,
+            to,
+            ..
         } => {
             let ssh = machine.ssh()?.clone();
             match direction {
                 CopyDirection::In => {
                     let to = x(to)?;
-                    ssh.upload(Path::new(from), &to)
-                        .await
-                        .map_err(|e| StepError::Failed(format!("copy {from} → {on}:{to}: {e:#}")))?;
+                    ssh.upload(Path::new(from), &to).await.map_err(|e| {
+                        StepError::Failed(format!("copy {from} → {on}:{to}: {e:#}"))
+                    })?;
                     let _ = writeln!(env.log, "copied {from} → {on}:{to}");
                 }
                 CopyDirection::Out => {
                     let from = x(from)?;
                     let dest = env.test_dir.join(to);
-                    ssh.download(&from, &dest)
-                        .await
-                        .map_err(|e| StepError::Failed(format!("copy {on}:{from} → {}: {e:#}", dest.display())))?;
+                    ssh.download(&from, &dest).await.map_err(|e| {
+                        StepError::Failed(format!("copy {on}:{from} → {}: {e:#}", dest.display()))
+                    })?;
                     let _ = writeln!(env.log, "copied {on}:{from} → {}", dest.display());
                 }
             }
@@ -212,7 +225,10 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
             let ssh = machine.ssh()?.clone();
             let t = env.run_timeout;
             let out = ssh
-                .check("cat /etc/os-release; echo @@; uname -r; echo @@; cat /proc/cmdline", t)
+                .check(
+                    "cat /etc/os-release; echo @@; uname -r; echo @@; cat /proc/cmdline",
+                    t,
+                )
                 .await
                 .map_err(|e| StepError::Failed(format!("reading facts from {on}: {e:#}")))?;
             let parts: Vec<&str> = out.split("@@\n").collect();
@@ -247,7 +263,15 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
                     ));
                 }
             }
-            let _ = writeln!(env.log, "expect on {on}: {}", if problems.is_empty() { "ok" } else { "MISMATCH" });
+            let _ = writeln!(
+                env.log,
+                "expect on {on}: {}",
+                if problems.is_empty() {
+                    "ok"
+                } else {
+                    "MISMATCH"
+                }
+            );
             if problems.is_empty() {
                 Ok(())
             } else {
@@ -291,7 +315,8 @@ mod tests {
 
     #[test]
     fn os_release_values_are_unquoted() {
-        let m = parse_os_release("NAME=\"Aviary Reference Linux\"\nID=aviary\nVERSION_ID='1000.0.0'\n");
+        let m =
+            parse_os_release("NAME=\"Aviary Reference Linux\"\nID=aviary\nVERSION_ID='1000.0.0'\n");
         assert_eq!(m["NAME"], "Aviary Reference Linux");
         assert_eq!(m["ID"], "aviary");
         assert_eq!(m["VERSION_ID"], "1000.0.0");
@@ -300,7 +325,8 @@ mod tests {
     #[test]
     fn slot_comes_from_the_command_line() {
         assert_eq!(
-            booted_slot("BOOT_IMAGE=/vmlinuz root=PARTLABEL=ROOT-B rauc.slot=B console=ttyS0").as_deref(),
+            booted_slot("BOOT_IMAGE=/vmlinuz root=PARTLABEL=ROOT-B rauc.slot=B console=ttyS0")
+                .as_deref(),
             Some("B")
         );
         assert_eq!(booted_slot("root=/dev/vda1"), None);

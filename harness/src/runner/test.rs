@@ -39,7 +39,12 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
         Ok(o) => o,
         Err(_) => Outcome::Failed {
             message: format!("test timed out after {:.0}s", limit.as_secs_f64()),
-            detail: format!("the test's timeout is {:.0}s (scaled ×{:.2} for {})", job.test.timeout.as_secs_f64(), shared.info.accel.timeout_scale, shared.info.accel.accel),
+            detail: format!(
+                "the test's timeout is {:.0}s (scaled ×{:.2} for {})",
+                job.test.timeout.as_secs_f64(),
+                shared.info.accel.timeout_scale,
+                shared.info.accel.accel
+            ),
         },
     };
     // Checks and artifacts, whatever happened.
@@ -85,7 +90,11 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
         });
     }
     if !passed && shared.keep_on_failure {
-        shared.kept.lock().unwrap_or_else(|e| e.into_inner()).extend(std::mem::take(&mut machines).into_values());
+        shared
+            .kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(std::mem::take(&mut machines).into_values());
     }
     let _ = std::fs::write(job.dir.join("steps.log"), &log);
     TestResult {
@@ -134,7 +143,14 @@ async fn body(
             // Aviary's first command: record when the guest answers it.
             if let Ok(ssh) = m.ssh() {
                 let t0 = m.boot_started;
-                if ssh.check("cat /proc/sys/kernel/random/boot_id", Duration::from_secs(30)).await.is_ok() {
+                if ssh
+                    .check(
+                        "cat /proc/sys/kernel/random/boot_id",
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .is_ok()
+                {
                     m.first_command_s = t0.map(|t| t.elapsed().as_secs_f64());
                     m.first_command_at_ms = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -173,20 +189,38 @@ async fn body(
     };
     for (i, step) in job.test.steps.iter().enumerate() {
         let t = Instant::now();
-        let _ = writeln!(env.log, "--- step {} ({} at {})", i + 1, step.kind.verb(), step.loc);
+        let _ = writeln!(
+            env.log,
+            "--- step {} ({} at {})",
+            i + 1,
+            step.kind.verb(),
+            step.loc
+        );
         let r = run_step(step, &mut env).await;
         let _ = writeln!(env.log, "    ({:.1}s)", t.elapsed().as_secs_f64());
         match r {
             Ok(()) => {}
             Err(StepError::Failed(m)) => {
                 return Outcome::Failed {
-                    message: format!("step {} ({}, {}): {}", i + 1, step.kind.verb(), step.loc, first_line(&m)),
+                    message: format!(
+                        "step {} ({}, {}): {}",
+                        i + 1,
+                        step.kind.verb(),
+                        step.loc,
+                        first_line(&m)
+                    ),
                     detail: m,
                 }
             }
             Err(StepError::Infra(m)) => {
                 return Outcome::Error {
-                    message: format!("step {} ({}, {}): {}", i + 1, step.kind.verb(), step.loc, first_line(&m)),
+                    message: format!(
+                        "step {} ({}, {}): {}",
+                        i + 1,
+                        step.kind.verb(),
+                        step.loc,
+                        first_line(&m)
+                    ),
                     detail: m,
                 }
             }
@@ -213,7 +247,9 @@ fn machine_outcome(e: MachineError, doing: &str) -> Outcome {
 }
 
 /// Joins futures that borrow disjoint machines (a tiny join_all without another crate).
-async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+async fn futures_join_all<F: std::future::Future>(
+    futs: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
     let futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
     let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
     let mut futs: Vec<Option<_>> = futs.into_iter().map(Some).collect();
@@ -237,7 +273,9 @@ async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item =
         }
     })
     .await;
-    out.into_iter().map(|o| o.expect("polled to completion")).collect()
+    out.into_iter()
+        .map(|o| o.expect("polled to completion"))
+        .collect()
 }
 
 /// Saves the journal and runs the kola-style checks on one machine.
@@ -247,15 +285,25 @@ async fn post_checks(job: &Job, name: &str, m: &mut Machine, shared: &Shared) ->
     let t = shared.scaled(Duration::from_secs(60));
     if let Ok(ssh) = m.ssh() {
         let ssh = ssh.clone();
-        if let Ok(j) = ssh.check("sudo journalctl -b --no-pager -o short-monotonic", t).await {
+        if let Ok(j) = ssh
+            .check("sudo journalctl -b --no-pager -o short-monotonic", t)
+            .await
+        {
             let _ = std::fs::write(m.dir.join("journal.txt"), &j);
         }
         if c.journal {
             if let Ok(j) = ssh
-                .check("sudo journalctl -b --no-pager -o cat _TRANSPORT=kernel + _PID=1", t)
+                .check(
+                    "sudo journalctl -b --no-pager -o cat _TRANSPORT=kernel + _PID=1",
+                    t,
+                )
                 .await
             {
-                findings.extend(checks::scan(&j, "journal").into_iter().map(|f| format!("{name}: {f}")));
+                findings.extend(
+                    checks::scan(&j, "journal")
+                        .into_iter()
+                        .map(|f| format!("{name}: {f}")),
+                );
             }
         }
         if c.failed_units {

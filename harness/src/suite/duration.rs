@@ -9,7 +9,8 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err("empty duration; expected e.g. 30s, 5m or 1h30m".into());
     }
-    let bad = |why: String| format!("`{text}` is not a duration: {why}; expected e.g. 30s, 5m or 1h30m");
+    let bad =
+        |why: String| format!("`{text}` is not a duration: {why}; expected e.g. 30s, 5m or 1h30m");
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
@@ -21,7 +22,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             .parse()
             .map_err(|_| bad("number too large".into()))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {
@@ -30,7 +33,12 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "m" => Duration::from_secs(value.saturating_mul(60)),
             "h" => Duration::from_secs(value.saturating_mul(3600)),
             "" => return Err(bad(format!("`{value}` has no unit (ms, s, m or h)"))),
-            other => return Err(bad(format!("unknown unit `{}` (ms, s, m or h)", other.trim()))),
+            other => {
+                return Err(bad(format!(
+                    "unknown unit `{}` (ms, s, m or h)",
+                    other.trim()
+                )))
+            }
         };
         total = total.saturating_add(part);
     }
@@ -73,7 +81,9 @@ mod tests {
     #[test]
     fn rejects_bad_input_with_reason() {
         assert!(parse("5").unwrap_err().contains("no unit"));
-        assert!(parse("5 minutes").unwrap_err().contains("unknown unit `minutes`"));
+        assert!(parse("5 minutes")
+            .unwrap_err()
+            .contains("unknown unit `minutes`"));
         assert!(parse("5d").unwrap_err().contains("unknown unit `d`"));
         assert!(parse("").unwrap_err().contains("empty"));
         assert!(parse("0s").unwrap_err().contains("zero"));

@@ -328,7 +328,11 @@ impl Validator<'_> {
             failed_units: checks.failed_units.unwrap_or(true),
         };
         if t.steps.value.is_empty() {
-            self.err(&t.steps, format!("{field}.steps"), "a test needs at least one step");
+            self.err(
+                &t.steps,
+                format!("{field}.steps"),
+                "a test needs at least one step",
+            );
         }
         let mut steps = Vec::new();
         for (j, s) in t.steps.value.iter().enumerate() {
@@ -405,7 +409,10 @@ impl Validator<'_> {
                 self.err(
                     h,
                     format!("{field}.hostname"),
-                    format!("`{}` is not a valid hostname (RFC 1123 label, 1-63 chars)", h.value),
+                    format!(
+                        "`{}` is not a valid hostname (RFC 1123 label, 1-63 chars)",
+                        h.value
+                    ),
                 );
             }
         }
@@ -423,7 +430,10 @@ impl Validator<'_> {
                         self.err(
                             m,
                             format!("{ff}.mode"),
-                            format!("`{}` is not an octal file mode; expected e.g. \"0640\"", m.value),
+                            format!(
+                                "`{}` is not an octal file mode; expected e.g. \"0640\"",
+                                m.value
+                            ),
                         );
                         0o644
                     }
@@ -456,11 +466,7 @@ impl Validator<'_> {
                 );
             }
             if u.value.contents.is_none() && u.value.enabled.is_none() && u.value.mask.is_none() {
-                self.err(
-                    u,
-                    &uf,
-                    "a unit needs contents, enabled or mask",
-                );
+                self.err(u, &uf, "a unit needs contents, enabled or mask");
             }
             units.push(UnitSpec {
                 name: name.value.clone(),
@@ -580,7 +586,8 @@ impl Validator<'_> {
                     }
                     (None, Some(g)) => {
                         let to = &c.to.value;
-                        if to.starts_with('/') || to.split('/').any(|p| p == "..") || to.is_empty() {
+                        if to.starts_with('/') || to.split('/').any(|p| p == "..") || to.is_empty()
+                        {
                             self.err(
                                 &c.to,
                                 format!("{f}.to"),
@@ -604,7 +611,11 @@ impl Validator<'_> {
                 let f = format!("{field}.expect");
                 let on = self.machine_ref(&e.on, &format!("{f}.on"), declared);
                 if e.os_release.is_none() && e.kernel.is_none() && e.slot.is_none() {
-                    self.err(&e.on, &f, "expected at least one of os_release, kernel, slot");
+                    self.err(
+                        &e.on,
+                        &f,
+                        "expected at least one of os_release, kernel, slot",
+                    );
                 }
                 let slot = e.slot.as_ref().and_then(|s| match s.value.parse::<Slot>() {
                     Ok(v) => Some(v),
@@ -642,15 +653,13 @@ impl Validator<'_> {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn valid_machine_name(s: &str) -> bool {
     (1..=32).contains(&s.len())
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 

@@ -102,8 +102,12 @@ mod tests {
 
     #[test]
     fn reports_unknown_and_unclosed() {
-        assert!(expand("{{ image.nope }}", &Ctx).unwrap_err().contains("image.nope"));
-        assert!(expand("{{ image.version", &Ctx).unwrap_err().contains("unclosed"));
+        assert!(expand("{{ image.nope }}", &Ctx)
+            .unwrap_err()
+            .contains("image.nope"));
+        assert!(expand("{{ image.version", &Ctx)
+            .unwrap_err()
+            .contains("unclosed"));
     }
 
     #[test]
@@ -114,7 +118,9 @@ mod tests {
         assert!(check_path("images.gamma.version", &ch)
             .unwrap_err()
             .contains("unknown channel `gamma`"));
-        assert!(check_path("image.colour", &ch).unwrap_err().contains("unknown placeholder"));
+        assert!(check_path("image.colour", &ch)
+            .unwrap_err()
+            .contains("unknown placeholder"));
         assert_eq!(
             placeholders("a {{ x }} b {{y}}").unwrap(),
             vec!["x".to_string(), "y".to_string()]

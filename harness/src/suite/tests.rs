@@ -60,15 +60,16 @@ fn loads_a_good_suite() {
     assert_eq!(t.steps[0].loc.line, 21);
     assert!(matches!(
         t.steps[3].kind,
-        StepKind::Expect { slot: Some(Slot::A), .. }
+        StepKind::Expect {
+            slot: Some(Slot::A),
+            ..
+        }
     ));
 }
 
 #[test]
 fn unknown_key_is_located() {
-    let e = one_error(
-        "suite: s\ntests:\n  - name: a\n    machines: { n: {} }\n    stepz: []\n",
-    );
+    let e = one_error("suite: s\ntests:\n  - name: a\n    machines: { n: {} }\n    stepz: []\n");
     assert_eq!((e.loc.line, e.loc.column), (5, 5), "{e}");
     assert!(e.message.contains("stepz"), "{e}");
     assert!(e.to_string().starts_with("suites/t.yaml:5:5: "), "{e}");
