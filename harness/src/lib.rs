@@ -3,6 +3,7 @@
 pub mod checks;
 pub mod cli;
 pub mod commands;
+pub mod disk;
 pub mod ignition;
 pub mod images;
 pub mod machine;

@@ -94,7 +94,13 @@ fn provisioning_suite_passes_on_stable_and_leaves_nothing_behind() {
     assert_eq!(s["counts"]["failed"], 0, "{s}");
     let accel = s["run"]["accel"]["accel"].as_str().unwrap_or("");
     assert!(["tcg", "kvm"].contains(&accel), "{s}");
-    assert!(!s["run"]["accel"]["reason"].as_str().unwrap_or("").is_empty(), "{s}");
+    assert!(
+        !s["run"]["accel"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "{s}"
+    );
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(junit.contains("name=\"accelerator\""), "{junit}");
     assert!(junit.contains("name=\"image.stable.digest\""), "{junit}");
