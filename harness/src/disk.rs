@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn gptprio_bits() {
-        let a = (1u64 << 56) | (2u64 << 48) | (0u64 << 52);
+        let a = (1u64 << 56) | (2u64 << 48);
         assert_eq!(gptprio(a), (2, 0, true));
         let b = (1u64 << 48) | (1u64 << 52);
         assert_eq!(gptprio(b), (1, 1, false));
