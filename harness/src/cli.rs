@@ -34,6 +34,9 @@ pub enum Command {
     },
     /// Decide (and cache) the accelerator: a real tiny boot under KVM, else TCG.
     Probe,
+    /// Internal: QEMU's guestfwd runs this per guest connection to reach the update server.
+    #[command(hide = true)]
+    GuestfwdProxy { addr: String },
 }
 
 #[derive(Debug, Args, Clone)]

@@ -26,6 +26,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::List(sel) => cmd_list(sel),
         Command::Images { command } => cmd_images(command),
         Command::Probe => cmd_probe(),
+        Command::GuestfwdProxy { addr } => {
+            crate::update_server::proxy(&addr)?;
+            Ok(EXIT_PASS)
+        }
     }
 }
 

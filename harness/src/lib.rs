@@ -11,3 +11,4 @@ pub mod report;
 pub mod runner;
 pub mod ssh;
 pub mod suite;
+pub mod update_server;

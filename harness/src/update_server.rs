@@ -1,0 +1,316 @@
+//! The update server guests ask for updates. It listens on 127.0.0.1 only; a guest reaches it
+//! through an explicit QEMU guestfwd (the guest stays sealed with `restrict=on`). One server per
+//! machine, so what a guest asked for is recorded per machine. Faults: a corrupted or truncated
+//! payload, or a download that stalls half-way.
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The address guests use for the server (inside QEMU's user network).
+pub const GUEST_ADDR: &str = "10.0.2.100";
+pub const GUEST_PORT: u16 = 80;
+
+/// A release the server can hand out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Offer {
+    pub release: String,
+    pub version: String,
+    pub payload: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadFault {
+    /// One byte in the middle flipped: the signature or digest check must refuse it.
+    Corrupt,
+    /// Only the first half is sent, then the connection closes.
+    Truncate,
+    /// The first half is sent, then nothing until the client gives up.
+    Stall,
+}
+
+/// One request a guest made.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Request {
+    pub path: String,
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct Inner {
+    offer: Option<Offer>,
+    fault: Option<PayloadFault>,
+    log: Vec<Request>,
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Inner>>);
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct UpdateServer {
+    pub addr: SocketAddr,
+    state: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for UpdateServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl UpdateServer {
+    pub async fn start() -> std::io::Result<UpdateServer> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Shared::default();
+        let app = Router::new()
+            .route("/v1/update", get(update))
+            .route("/payloads/{name}", get(payload))
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(UpdateServer { addr, state, task })
+    }
+
+    /// What the next `/v1/update` answers.
+    pub fn offer(&self, offer: Option<Offer>) {
+        self.state.lock().offer = offer;
+    }
+
+    pub fn set_fault(&self, fault: Option<PayloadFault>) {
+        self.state.lock().fault = fault;
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.lock().log.clone()
+    }
+
+    /// The `guestfwd=` option for QEMU's user netdev: each guest connection to
+    /// 10.0.2.100:80 runs `aviary guestfwd-proxy` wired to this server.
+    pub fn guestfwd(&self, aviary_exe: &std::path::Path) -> String {
+        format!(
+            "guestfwd=tcp:{GUEST_ADDR}:{GUEST_PORT}-cmd:{} guestfwd-proxy {}",
+            aviary_exe.display(),
+            self.addr
+        )
+    }
+}
+
+async fn update(State(s): State<Shared>) -> Response {
+    let mut st = s.lock();
+    let body = match &st.offer {
+        Some(o) => serde_json::json!({
+            "update": true,
+            "release": o.release,
+            "version": o.version,
+            "url": format!("http://{GUEST_ADDR}/payloads/{}", file_name(o)),
+            "sha256": o.sha256,
+            "size": o.size,
+        }),
+        None => serde_json::json!({ "update": false }),
+    };
+    st.log.push(Request {
+        path: "/v1/update".into(),
+        status: 200,
+    });
+    Json(body).into_response()
+}
+
+fn file_name(o: &Offer) -> String {
+    format!("{}-{}.raucb", o.release, o.version)
+}
+
+async fn payload(State(s): State<Shared>, UrlPath(name): UrlPath<String>) -> Response {
+    let (offer, fault) = {
+        let st = s.lock();
+        (st.offer.clone(), st.fault)
+    };
+    let Some(offer) = offer.filter(|o| file_name(o) == name) else {
+        s.lock().log.push(Request {
+            path: format!("/payloads/{name}"),
+            status: 404,
+        });
+        return (StatusCode::NOT_FOUND, "no such payload\n").into_response();
+    };
+    s.lock().log.push(Request {
+        path: format!("/payloads/{name}"),
+        status: 200,
+    });
+    let data = match tokio::fs::read(&offer.payload).await {
+        Ok(d) => d,
+        Err(e) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
+        }
+    };
+    let len = data.len();
+    let half = len / 2;
+    let body = match fault {
+        None => Body::from(data),
+        Some(PayloadFault::Corrupt) => {
+            let mut d = data;
+            if let Some(b) = d.get_mut(half) {
+                *b ^= 0xff;
+            }
+            Body::from(d)
+        }
+        Some(PayloadFault::Truncate) => {
+            let first: Vec<u8> = data[..half].to_vec();
+            // Let the first half reach the client, then drop the connection.
+            let cut = futures_util::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                Err::<Vec<u8>, _>(std::io::Error::other("truncated by fault"))
+            });
+            Body::from_stream(futures_util::StreamExt::chain(
+                futures_util::stream::iter(vec![Ok::<_, std::io::Error>(first)]),
+                cut,
+            ))
+        }
+        Some(PayloadFault::Stall) => {
+            let first: Vec<u8> = data[..half].to_vec();
+            let chunks = futures_util::StreamExt::chain(
+                futures_util::stream::iter(vec![Ok::<_, std::io::Error>(first)]),
+                futures_util::stream::pending(),
+            );
+            Body::from_stream(chunks)
+        }
+    };
+    Response::builder()
+        .header(header::CONTENT_LENGTH, len)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `aviary guestfwd-proxy ADDR`: QEMU runs this per guest connection with the connection on
+/// stdin/stdout; it relays to the server on the host's loopback.
+pub fn proxy(addr: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let sock = std::net::TcpStream::connect(addr)?;
+    let mut up = sock.try_clone()?;
+    let t = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut up);
+        let _ = up.shutdown(std::net::Shutdown::Write);
+    });
+    let mut down = sock;
+    let mut out = std::io::stdout().lock();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = down.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+        out.flush()?;
+    }
+    drop(t);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> (String, Vec<u8>) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(2), s.read_to_end(&mut buf)).await;
+        let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        (
+            String::from_utf8_lossy(&buf[..split]).into_owned(),
+            buf[split + 4..].to_vec(),
+        )
+    }
+
+    async fn server_with_payload() -> (UpdateServer, Vec<u8>, tempfile::TempDir) {
+        let d = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let p = d.path().join("b.raucb");
+        std::fs::write(&p, &data).unwrap();
+        let s = UpdateServer::start().await.unwrap();
+        s.offer(Some(Offer {
+            release: "beta".into(),
+            version: "1001.0.0".into(),
+            payload: p,
+            sha256: crate::images::cache::sha256_bytes(&data),
+            size: data.len() as u64,
+        }));
+        (s, data, d)
+    }
+
+    #[tokio::test]
+    async fn offers_and_serves_the_payload_and_records_requests() {
+        let (s, data, _d) = server_with_payload().await;
+        let (_, body) = get(s.addr, "/v1/update").await;
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["update"], true);
+        assert_eq!(v["url"], "http://10.0.2.100/payloads/beta-1001.0.0.raucb");
+        let (head, body) = get(s.addr, "/payloads/beta-1001.0.0.raucb").await;
+        assert!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "{head}"
+        );
+        assert_eq!(body, data);
+        let (head, _) = get(s.addr, "/payloads/other.raucb").await;
+        assert!(head.contains(" 404 "), "{head}");
+        let log = s.requests();
+        assert_eq!(log.len(), 3);
+        assert_eq!(log[2].status, 404);
+        s.offer(None);
+        let (_, body) = get(s.addr, "/v1/update").await;
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()["update"],
+            false
+        );
+    }
+
+    #[tokio::test]
+    async fn faults_corrupt_truncate_and_stall() {
+        let (s, data, _d) = server_with_payload().await;
+        s.set_fault(Some(PayloadFault::Corrupt));
+        let (_, body) = get(s.addr, "/payloads/beta-1001.0.0.raucb").await;
+        assert_eq!(body.len(), data.len());
+        assert_ne!(body, data);
+        s.set_fault(Some(PayloadFault::Truncate));
+        let (_, body) = get(s.addr, "/payloads/beta-1001.0.0.raucb").await;
+        assert_eq!(body, data[..data.len() / 2]);
+        s.set_fault(Some(PayloadFault::Stall));
+        let (head, body) = get(s.addr, "/payloads/beta-1001.0.0.raucb").await;
+        assert!(head.contains("content-length: 10000"), "{head}");
+        assert_eq!(body, data[..data.len() / 2], "stalls after half");
+    }
+
+    #[test]
+    fn guestfwd_targets_the_fixed_guest_address() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let s = rt.block_on(UpdateServer::start()).unwrap();
+        let g = s.guestfwd(std::path::Path::new("/usr/bin/aviary"));
+        assert!(
+            g.starts_with(
+                "guestfwd=tcp:10.0.2.100:80-cmd:/usr/bin/aviary guestfwd-proxy 127.0.0.1:"
+            ),
+            "{g}"
+        );
+    }
+}
