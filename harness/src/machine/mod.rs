@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Guest resets tolerated while waiting for one boot to reach SSH.
+pub const MAX_RESETS: u32 = 3;
+
 /// Why a machine could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum MachineError {
@@ -49,6 +52,7 @@ pub struct MachineOpts {
     pub key: PathBuf,
     pub ignition: Option<PathBuf>,
     pub boot_timeout: Duration,
+    pub guestfwd: Option<String>,
 }
 
 /// Timings of one boot, for reports and the benchmark.
@@ -74,6 +78,8 @@ pub struct Machine {
     /// From QEMU's start to the first command answered over SSH (set by the runner).
     pub first_command_s: Option<f64>,
     pub first_command_at_ms: Option<u128>,
+    /// Guest resets seen while waiting for boots (panics, fallbacks).
+    pub resets: u32,
     events: Vec<serde_json::Value>,
 }
 
@@ -109,6 +115,7 @@ impl Machine {
             ssh_port: 0,
             ignition: o.ignition,
             fw_cfg_name: o.fw_cfg_name,
+            guestfwd: o.guestfwd,
         };
         Ok(Machine {
             name: o.name,
@@ -124,6 +131,7 @@ impl Machine {
             boot_started: None,
             first_command_s: None,
             first_command_at_ms: None,
+            resets: 0,
             events: Vec::new(),
         })
     }
@@ -236,12 +244,15 @@ impl Machine {
         )))
     }
 
-    /// Waits for sshd's banner; fails fast on a fatal console line or QEMU's exit.
+    /// Waits for sshd's banner. A guest reset during boot (a kernel panic with `panic=1`, a
+    /// reboot) ends QEMU; like real hardware the machine starts again, up to `MAX_RESETS` times,
+    /// so a bootloader can fall back to the other slot. An emergency shell fails at once.
     async fn wait_banner(&mut self, started: Instant) -> Result<Duration, MachineError> {
         let deadline = started + self.boot_timeout;
-        let addr = self.endpoint().addr();
-        let mark = 0;
+        let mut mark = self.console.mark();
+        let mut resets = 0;
         loop {
+            let addr = self.endpoint().addr();
             let ok =
                 tokio::task::spawn_blocking(move || banner_ready(addr, Duration::from_secs(2)))
                     .await
@@ -255,14 +266,25 @@ impl Machine {
                     self.name, line
                 )));
             }
-            if let Some(p) = self.proc.as_mut() {
-                if let Ok(Some(status)) = p.child.try_wait() {
+            let exited = match self.proc.as_mut() {
+                Some(p) => p.child.try_wait().ok().flatten(),
+                None => None,
+            };
+            if let Some(status) = exited {
+                let last = last_line(&self.console.snapshot());
+                if resets >= MAX_RESETS {
                     return Err(MachineError::Guest(format!(
-                        "machine `{}`: QEMU exited ({status}) before SSH came up; last console line: `{}`",
-                        self.name,
-                        last_line(&self.console.snapshot())
+                        "machine `{}`: reset {resets} times during boot and QEMU exited ({status}) before SSH came up; last console line: `{last}`",
+                        self.name
                     )));
                 }
+                resets += 1;
+                self.resets += 1;
+                tracing::info!(machine = %self.name, resets, "guest reset during boot: starting QEMU again");
+                self.wait_exit(Duration::from_secs(5)).await?;
+                mark = self.console.mark();
+                self.start_qemu().await?;
+                continue;
             }
             if Instant::now() > deadline {
                 return Err(MachineError::Guest(format!(

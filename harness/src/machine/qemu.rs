@@ -20,6 +20,8 @@ pub struct QemuConfig {
     /// Ignition config handed over fw_cfg under `fw_cfg_name`.
     pub ignition: Option<PathBuf>,
     pub fw_cfg_name: String,
+    /// An explicit guest→host forward (the update server), e.g. `guestfwd=tcp:10.0.2.100:80-cmd:…`.
+    pub guestfwd: Option<String>,
 }
 
 impl QemuConfig {
@@ -60,15 +62,15 @@ impl QemuConfig {
             "-device",
             "virtio-blk-pci,drive=disk0,bootindex=0",
         ]);
-        push(&[
-            "-netdev",
-            &format!(
-                "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{}-:22",
-                self.ssh_port
-            ),
-            "-device",
-            "virtio-net-pci,netdev=net0",
-        ]);
+        let mut netdev = format!(
+            "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{}-:22",
+            self.ssh_port
+        );
+        if let Some(g) = &self.guestfwd {
+            netdev.push(',');
+            netdev.push_str(g);
+        }
+        push(&["-netdev", &netdev, "-device", "virtio-net-pci,netdev=net0"]);
         if let Some(ign) = &self.ignition {
             push(&[
                 "-fw_cfg",
@@ -116,6 +118,7 @@ mod tests {
             ssh_port: 40022,
             ignition: Some("/run/t/config.ign".into()),
             fw_cfg_name: "opt/com.coreos/config".into(),
+            guestfwd: None,
         }
     }
 
@@ -166,6 +169,15 @@ mod tests {
         assert!(value_of(&c.args(), "-fw_cfg")[0].starts_with("name=opt/org.flatcar-linux/config,"));
         c.ignition = None;
         assert!(value_of(&c.args(), "-fw_cfg").is_empty());
+    }
+
+    #[test]
+    fn guestfwd_keeps_the_netdev_restricted() {
+        let mut c = cfg();
+        c.guestfwd =
+            Some("guestfwd=tcp:10.0.2.100:80-cmd:/bin/aviary guestfwd-proxy 127.0.0.1:9".into());
+        let n = &value_of(&c.args(), "-netdev")[0];
+        assert!(n.starts_with("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22,guestfwd=tcp:10.0.2.100:80-cmd:"), "{n}");
     }
 
     #[test]

@@ -129,6 +129,7 @@ async fn body(
             key: shared.key.clone(),
             ignition: job.ignition.get(&spec.name).cloned(),
             boot_timeout: shared.boot_timeout(),
+            guestfwd: None,
         };
         match Machine::create(opts).await {
             Ok(m) => {
