@@ -257,6 +257,15 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
     // Images: build what is missing, verify every digest.
     let mut resolved: BTreeMap<String, ResolvedImage> = BTreeMap::new();
     for t in &tests {
+        let targets = t.steps.iter().filter_map(|s| match &s.kind {
+            suite::StepKind::Update { to, .. } => Some(ImageRef::Channel(to.clone())),
+            _ => None,
+        });
+        for r in targets {
+            if let std::collections::btree_map::Entry::Vacant(v) = resolved.entry(r.to_string()) {
+                v.insert(images.resolve(&r)?);
+            }
+        }
         for m in &t.machines {
             if let std::collections::btree_map::Entry::Vacant(v) =
                 resolved.entry(m.image.to_string())
@@ -299,11 +308,20 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             ign.insert(m.name.clone(), path);
             imgs.insert(m.name.clone(), resolved[&m.image.to_string()].clone());
         }
+        let releases = t
+            .steps
+            .iter()
+            .filter_map(|s| match &s.kind {
+                suite::StepKind::Update { to, .. } => Some((to.clone(), resolved[to].clone())),
+                _ => None,
+            })
+            .collect();
         jobs.push(Job {
             test: t.clone(),
             dir,
             images: imgs,
             ignition: ign,
+            releases,
         });
     }
 

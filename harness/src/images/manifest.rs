@@ -35,6 +35,9 @@ pub struct Release {
     pub recipe: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskRecord>,
+    /// The signed update payload (RAUC bundle) of the release's root slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<DiskRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

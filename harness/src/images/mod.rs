@@ -53,6 +53,10 @@ pub struct BuiltRecord {
     pub sha256: String,
     pub size: u64,
     pub build_seconds: f64,
+    #[serde(default)]
+    pub payload_sha256: Option<String>,
+    #[serde(default)]
+    pub payload_size: Option<u64>,
 }
 
 /// What build.sh writes as image.json.
@@ -76,6 +80,10 @@ pub struct ResolvedImage {
     /// The slot kernel, kept beside the disk for the accelerator probe.
     pub vmlinuz: Option<PathBuf>,
     pub fw_cfg_name: String,
+    /// The signed update payload (RAUC bundle) of this release's root slot.
+    pub payload: Option<PathBuf>,
+    pub payload_sha256: Option<String>,
+    pub payload_size: Option<u64>,
 }
 
 impl ResolvedImage {
@@ -218,6 +226,18 @@ impl Images {
             sha256: cache::sha256_file(&disk)?,
             size: std::fs::metadata(&disk)?.len(),
             build_seconds: started.elapsed().as_secs_f64(),
+            payload_sha256: None,
+            payload_size: None,
+        };
+        let payload = tmp.path().join("payload.raucb");
+        let rec = if payload.is_file() {
+            BuiltRecord {
+                payload_sha256: Some(cache::sha256_file(&payload)?),
+                payload_size: Some(std::fs::metadata(&payload)?.len()),
+                ..rec
+            }
+        } else {
+            rec
         };
         std::fs::write(
             tmp.path().join("aviary-image.json"),
@@ -251,15 +271,24 @@ impl Images {
             sha256: rec.sha256.clone(),
             size: rec.size,
         });
+        let payload = match (&rec.payload_sha256, rec.payload_size) {
+            (Some(sha256), Some(size)) => Some(DiskRecord {
+                sha256: sha256.clone(),
+                size,
+            }),
+            _ => None,
+        };
         let changed = entry.kernel_release.as_deref() != Some(&rec.kernel_release)
             || entry.kernel_version.as_deref() != Some(&rec.kernel_version)
             || entry.recipe.as_deref() != Some(&rec.recipe)
-            || entry.disk != disk;
+            || entry.disk != disk
+            || entry.payload != payload;
         if changed {
             entry.kernel_release = Some(rec.kernel_release.clone());
             entry.kernel_version = Some(rec.kernel_version.clone());
             entry.recipe = Some(rec.recipe.clone());
             entry.disk = disk;
+            entry.payload = payload;
             self.manifest.save(&self.ws.manifest_path())?;
         }
         Ok(())
@@ -286,7 +315,21 @@ impl Images {
                     );
                 }
                 let vmlinuz = dir.join("vmlinuz");
+                let payload = dir.join("payload.raucb");
+                let payload = payload.is_file().then_some(payload);
+                if let (Some(p), Some(want)) = (&payload, &rec.payload_sha256) {
+                    let seen = cache::sha256_file(p)?;
+                    if &seen != want {
+                        bail!(
+                            "update payload {} does not match its recorded digest (expected sha256 {want}, found {seen}); refusing to use it",
+                            p.display()
+                        );
+                    }
+                }
                 Ok(ResolvedImage {
+                    payload,
+                    payload_sha256: rec.payload_sha256.clone(),
+                    payload_size: rec.payload_size,
                     name: ch.clone(),
                     channel: Some(ch.clone()),
                     version: rec.version,
@@ -318,6 +361,9 @@ impl Images {
                 };
                 let vmlinuz = p.with_file_name("vmlinuz");
                 Ok(ResolvedImage {
+                    payload: None,
+                    payload_sha256: None,
+                    payload_size: None,
                     name: p
                         .file_name()
                         .unwrap_or_default()

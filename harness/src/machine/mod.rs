@@ -332,6 +332,39 @@ impl Machine {
         Ok(())
     }
 
+    /// Whether a QEMU process is running for this machine.
+    pub fn is_running(&self) -> bool {
+        self.proc.is_some()
+    }
+
+    /// Runs a QMP command against the running QEMU.
+    pub async fn qmp(
+        &self,
+        command: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, MachineError> {
+        let q = self
+            .qmp
+            .as_ref()
+            .ok_or_else(|| MachineError::Infra(format!("machine `{}` has no QMP", self.name)))?;
+        q.execute(command, args)
+            .await
+            .map_err(|e| MachineError::Infra(format!("QMP {command}: {e:#}")))
+    }
+
+    /// Cuts the power: QMP `quit` (no guest shutdown), then the process is reaped.
+    pub async fn power_cut(&mut self) -> Result<(), MachineError> {
+        self.ssh = None;
+        let _ = self.qmp("quit", serde_json::json!({})).await;
+        if let Some(mut p) = self.proc.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), p.child.wait()).await;
+            p.kill().await;
+        }
+        self.collect_events();
+        self.qmp = None;
+        Ok(())
+    }
+
     fn collect_events(&mut self) {
         if let Some(q) = &self.qmp {
             let mut ev = q.events.lock().unwrap_or_else(|e| e.into_inner());

@@ -32,6 +32,10 @@ impl From<MachineError> for StepError {
 pub struct StepEnv<'a> {
     pub machines: &'a mut BTreeMap<String, Machine>,
     pub images: &'a BTreeMap<String, ResolvedImage>,
+    /// Releases that `update` steps may offer, by channel.
+    pub releases: &'a BTreeMap<String, ResolvedImage>,
+    /// One update server per machine that takes updates.
+    pub servers: &'a BTreeMap<String, crate::update_server::UpdateServer>,
     pub manifest: &'a Manifest,
     pub test_dir: &'a Path,
     pub run_timeout: Duration,
@@ -216,12 +220,62 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
             }
             Ok(())
         }
+        StepKind::Update {
+            to,
+            payload,
+            refused,
+            cut_power,
+            timeout,
+            ..
+        } => {
+            let rel = env
+                .releases
+                .get(to)
+                .ok_or_else(|| StepError::Infra(format!("release `{to}` was not resolved")))?;
+            let offer = crate::update_server::Offer {
+                release: to.clone(),
+                version: rel.version.clone(),
+                payload: rel.payload.clone().ok_or_else(|| {
+                    StepError::Infra(format!("image `{to}` has no update payload; rebuild it"))
+                })?,
+                sha256: rel.payload_sha256.clone().unwrap_or_default(),
+                size: rel.payload_size.unwrap_or(0),
+            };
+            let server = env
+                .servers
+                .get(&on)
+                .ok_or_else(|| StepError::Infra(format!("no update server for {on}")))?;
+            super::ab::update(
+                machine,
+                server,
+                super::ab::UpdateArgs {
+                    offer,
+                    payload: *payload,
+                    refused: *refused,
+                    cut_power: *cut_power,
+                    timeout: timeout.unwrap_or(env.run_timeout * 10),
+                    log: env.log,
+                },
+            )
+            .await
+        }
+        StepKind::Fault { fault, .. } => super::ab::fault(machine, *fault, env.log).await,
         StepKind::Expect {
             os_release,
             kernel,
             slot,
+            disk,
             ..
         } => {
+            if let Some(want) = disk {
+                let seen = super::ab::disk_slots(machine).await?;
+                let _ = writeln!(env.log, "disk of {on}: {}", super::ab::describe(&seen));
+                super::ab::check_disk(want, &seen)
+                    .map_err(|m| StepError::Failed(format!("on {on}: {m}")))?;
+                if os_release.is_empty() && kernel.is_none() && slot.is_none() {
+                    return Ok(());
+                }
+            }
             let ssh = machine.ssh()?.clone();
             let t = env.run_timeout;
             let out = ssh

@@ -21,6 +21,8 @@ pub struct Job {
     pub images: BTreeMap<String, crate::images::ResolvedImage>,
     /// Machine name → validated Ignition config.
     pub ignition: BTreeMap<String, PathBuf>,
+    /// Channel → release that `update` steps offer.
+    pub releases: BTreeMap<String, crate::images::ResolvedImage>,
 }
 
 impl Job {
@@ -114,6 +116,26 @@ async fn body(
     machines: &mut BTreeMap<String, Machine>,
     log: &mut String,
 ) -> Outcome {
+    // Machines that take updates get their own update server, reached through guestfwd.
+    let mut servers = BTreeMap::new();
+    for step in &job.test.steps {
+        if let crate::suite::StepKind::Update { on, .. } = &step.kind {
+            if !servers.contains_key(on) {
+                match crate::update_server::UpdateServer::start().await {
+                    Ok(s) => {
+                        servers.insert(on.clone(), s);
+                    }
+                    Err(e) => {
+                        return Outcome::Error {
+                            message: format!("starting the update server: {e}"),
+                            detail: e.to_string(),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("aviary"));
     // Boot every machine of the test together.
     for spec in &job.test.machines {
         let img = &job.images[&spec.name];
@@ -129,7 +151,7 @@ async fn body(
             key: shared.key.clone(),
             ignition: job.ignition.get(&spec.name).cloned(),
             boot_timeout: shared.boot_timeout(),
-            guestfwd: None,
+            guestfwd: servers.get(&spec.name).map(|s| s.guestfwd(&exe)),
         };
         match Machine::create(opts).await {
             Ok(m) => {
@@ -182,6 +204,8 @@ async fn body(
     let mut env = StepEnv {
         machines,
         images: &job.images,
+        releases: &job.releases,
+        servers: &servers,
         manifest: &shared.manifest,
         test_dir: &job.dir,
         run_timeout: shared.scaled(Duration::from_secs(60)),

@@ -610,12 +610,35 @@ impl Validator<'_> {
             raw::StepDef::Expect(e) => {
                 let f = format!("{field}.expect");
                 let on = self.machine_ref(&e.on, &format!("{f}.on"), declared);
-                if e.os_release.is_none() && e.kernel.is_none() && e.slot.is_none() {
+                if e.os_release.is_none()
+                    && e.kernel.is_none()
+                    && e.slot.is_none()
+                    && e.version.is_none()
+                    && e.disk.is_none()
+                {
                     self.err(
                         &e.on,
                         &f,
-                        "expected at least one of os_release, kernel, slot",
+                        "expected at least one of os_release, version, kernel, slot, disk",
                     );
+                }
+                let disk = e
+                    .disk
+                    .as_ref()
+                    .and_then(|d| match d.value.slot.value.parse::<Slot>() {
+                        Ok(slot) => Some(DiskExpect {
+                            slot,
+                            active: d.value.active,
+                            tried: d.value.tried,
+                            good: d.value.good,
+                        }),
+                        Err(m) => {
+                            self.err(&d.value.slot, format!("{f}.disk.slot"), m);
+                            None
+                        }
+                    });
+                if let Some(v) = &e.version {
+                    self.templates(v, &format!("{f}.version"));
                 }
                 let slot = e.slot.as_ref().and_then(|s| match s.value.parse::<Slot>() {
                     Ok(v) => Some(v),
@@ -627,7 +650,7 @@ impl Validator<'_> {
                 if let Some(k) = &e.kernel {
                     self.templates(k, &format!("{f}.kernel"));
                 }
-                let os_release = e.os_release.as_ref().map(|o| {
+                let mut os_release = e.os_release.as_ref().map(|o| {
                     for v in o.value.values() {
                         if let Err(m) = template::placeholders(v).and_then(|ps| {
                             ps.iter()
@@ -638,12 +661,111 @@ impl Validator<'_> {
                     }
                     o.value.clone()
                 });
+                if let Some(v) = &e.version {
+                    os_release
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert("VERSION_ID".into(), v.value.clone());
+                }
                 StepKind::Expect {
                     on,
                     os_release: os_release.unwrap_or_default(),
                     kernel: e.kernel.as_ref().map(|k| k.value.clone()),
                     slot,
+                    disk,
                 }
+            }
+            raw::StepDef::Update(u) => {
+                let f = format!("{field}.update");
+                let on = self.machine_ref(&u.on, &format!("{f}.on"), declared);
+                if !self.ctx.channels.contains(&u.to.value) {
+                    self.err(
+                        &u.to,
+                        format!("{f}.to"),
+                        format!(
+                            "unknown channel `{}`; known: {}",
+                            u.to.value,
+                            self.ctx.channels.join(", ")
+                        ),
+                    );
+                }
+                let payload = u.payload.as_ref().and_then(|p| match p.value.as_str() {
+                    "corrupt" => Some(PayloadFault::Corrupt),
+                    "truncate" => Some(PayloadFault::Truncate),
+                    "stall" => Some(PayloadFault::Stall),
+                    other => {
+                        self.err(
+                            p,
+                            format!("{f}.payload"),
+                            format!("`{other}` is not a payload fault; expected corrupt, truncate or stall"),
+                        );
+                        None
+                    }
+                });
+                let refused = match u.expect.as_ref().map(|e| (e, e.value.as_str())) {
+                    None | Some((_, "installed")) => false,
+                    Some((_, "refused")) => true,
+                    Some((e, other)) => {
+                        self.err(
+                            e,
+                            format!("{f}.expect"),
+                            format!(
+                                "`{other}` is not an update outcome; expected installed or refused"
+                            ),
+                        );
+                        false
+                    }
+                };
+                if payload.is_some() && !refused {
+                    self.err(
+                        &u.on,
+                        &f,
+                        "a bad payload must be refused: add `expect: refused`",
+                    );
+                }
+                StepKind::Update {
+                    on,
+                    to: u.to.value.clone(),
+                    payload,
+                    refused,
+                    cut_power: u.cut_power.unwrap_or(false),
+                    timeout: self.duration(&u.timeout, &format!("{f}.timeout")),
+                }
+            }
+            raw::StepDef::Fault(x) => {
+                let f = format!("{field}.fault");
+                let on = self.machine_ref(&x.on, &format!("{f}.on"), declared);
+                let given: Vec<(&S<String>, Fault, &str)> = [
+                    (x.corrupt.as_ref(), Fault::CorruptInactiveSlot, "corrupt"),
+                    (x.panic.as_ref(), Fault::PanicInactiveSlot, "panic"),
+                    (
+                        x.health_fail.as_ref(),
+                        Fault::HealthFailInactiveSlot,
+                        "health_fail",
+                    ),
+                ]
+                .into_iter()
+                .filter_map(|(v, k, n)| v.map(|v| (v, k, n)))
+                .collect();
+                if given.len() != 1 {
+                    self.err(
+                        &x.on,
+                        &f,
+                        format!(
+                            "expected exactly one of corrupt, panic, health_fail; found {}",
+                            given.len()
+                        ),
+                    );
+                    return None;
+                }
+                let (v, fault, name) = given[0];
+                if v.value != "inactive-slot" {
+                    self.err(
+                        v,
+                        format!("{f}.{name}"),
+                        format!("`{}` is not a target; expected inactive-slot", v.value),
+                    );
+                }
+                StepKind::Fault { on, fault }
             }
         };
         Some(Step { loc, kind })

@@ -123,7 +123,9 @@ impl Step {
             | StepKind::WaitFor { on, .. }
             | StepKind::Reboot { on }
             | StepKind::Copy { on, .. }
-            | StepKind::Expect { on, .. } => on,
+            | StepKind::Expect { on, .. }
+            | StepKind::Update { on, .. }
+            | StepKind::Fault { on, .. } => on,
         }
     }
 }
@@ -168,7 +170,40 @@ pub enum StepKind {
         os_release: BTreeMap<String, String>,
         kernel: Option<String>,
         slot: Option<Slot>,
+        disk: Option<DiskExpect>,
     },
+    Update {
+        on: String,
+        /// Channel of the release offered.
+        to: String,
+        payload: Option<PayloadFault>,
+        refused: bool,
+        cut_power: bool,
+        timeout: Option<Duration>,
+    },
+    Fault {
+        on: String,
+        fault: Fault,
+    },
+}
+
+/// A bad payload served by the update server.
+pub use crate::update_server::PayloadFault;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    CorruptInactiveSlot,
+    PanicInactiveSlot,
+    HealthFailInactiveSlot,
+}
+
+/// Expected offline slot state; unset fields are not checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskExpect {
+    pub slot: Slot,
+    pub active: Option<bool>,
+    pub tried: Option<bool>,
+    pub good: Option<bool>,
 }
 
 impl StepKind {
@@ -179,6 +214,8 @@ impl StepKind {
             StepKind::Reboot { .. } => "reboot",
             StepKind::Copy { .. } => "copy",
             StepKind::Expect { .. } => "expect",
+            StepKind::Update { .. } => "update",
+            StepKind::Fault { .. } => "fault",
         }
     }
 }

@@ -114,6 +114,54 @@ pub enum StepDef {
     Reboot(S<String>),
     Copy(CopyDef),
     Expect(ExpectDef),
+    Update(UpdateDef),
+    Fault(FaultDef),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDef {
+    pub on: S<String>,
+    /// The channel whose release the update server offers.
+    pub to: S<String>,
+    /// Serve a bad payload: corrupt | truncate | stall.
+    #[serde(default)]
+    pub payload: Option<S<String>>,
+    /// installed (default) | refused.
+    #[serde(default)]
+    pub expect: Option<S<String>>,
+    /// Cut the power (QMP quit) while the payload is being written, then boot again.
+    #[serde(default)]
+    pub cut_power: Option<bool>,
+    #[serde(default)]
+    pub timeout: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDef {
+    pub on: S<String>,
+    /// inactive-slot: zero the start of the inactive slot's filesystem.
+    #[serde(default)]
+    pub corrupt: Option<S<String>>,
+    /// inactive-slot: its init exits at once, so its kernel panics at boot.
+    #[serde(default)]
+    pub panic: Option<S<String>>,
+    /// inactive-slot: add a health check that always fails to it.
+    #[serde(default)]
+    pub health_fail: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskDef {
+    pub slot: S<String>,
+    #[serde(default)]
+    pub active: Option<bool>,
+    #[serde(default)]
+    pub tried: Option<bool>,
+    #[serde(default)]
+    pub good: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,4 +216,10 @@ pub struct ExpectDef {
     pub kernel: Option<S<String>>,
     #[serde(default)]
     pub slot: Option<S<String>>,
+    /// Shorthand for os_release VERSION_ID.
+    #[serde(default)]
+    pub version: Option<S<String>>,
+    /// Slot state read offline from the disk (the machine is stopped for the read).
+    #[serde(default)]
+    pub disk: Option<S<DiskDef>>,
 }
