@@ -239,6 +239,14 @@ impl Images {
         } else {
             rec
         };
+        // The slot's kernel, beside the disk: the accelerator probe boots it.
+        let kernel = crate::disk::read_file(
+            &disk,
+            "ROOT-A",
+            &format!("/boot/vmlinuz-{}", rec.kernel_release),
+        )
+        .context("extracting the kernel for the accelerator probe")?;
+        std::fs::write(tmp.path().join("vmlinuz"), kernel)?;
         std::fs::write(
             tmp.path().join("aviary-image.json"),
             serde_json::to_string_pretty(&rec)?,
