@@ -16,6 +16,9 @@ pub struct SuiteFile {
     /// Defaults applied to every test of the suite.
     #[serde(default)]
     pub defaults: Option<Defaults>,
+    /// A place to define YAML anchors (`&name`) for tests to reuse; otherwise ignored.
+    #[serde(default, rename = "anchors")]
+    pub _anchors: Option<serde::de::IgnoredAny>,
     pub tests: S<Vec<TestDef>>,
 }
 

@@ -1,0 +1,238 @@
+#!/bin/bash
+# Builds an Aviary reference candidate disk image from Debian bookworm packages.
+#
+#   build.sh --channel CHANNEL --version VERSION --kernel-package PKG --out DIR
+#
+# Writes DIR/disk.qcow2 and DIR/image.json. Needs root (mmdebstrap in root
+# mode, so that files keep their owners); uses no loop devices and mounts no
+# filesystem image: mmdebstrap into a directory, mke2fs -d per filesystem
+# straight into a plain disk file, sgdisk, grub-mkimage and dd for the boot
+# sectors, then qemu-img convert. See images/README.md.
+set -euo pipefail
+
+PROG=build.sh
+RECIPE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+log() { printf '%s: [%3ss] %s\n' "$PROG" "$SECONDS" "$*" >&2; }
+die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+usage() {
+    cat >&2 <<'EOF'
+usage: build.sh --channel CHANNEL --version VERSION --kernel-package PKG --out DIR
+
+  --channel CHANNEL       release channel, e.g. stable (lower-case, digits, '-')
+  --version VERSION       image version, e.g. 1000.0.0
+  --kernel-package PKG    Debian kernel package, e.g. linux-image-6.1.0-47-cloud-amd64
+  --out DIR               output directory: DIR/disk.qcow2 and DIR/image.json
+
+environment:
+  AVIARY_APT_CACHE        .deb cache shared between builds (default /var/cache/aviary/apt;
+                          empty string disables it)
+  AVIARY_MIRROR           Debian mirror (default http://deb.debian.org/debian)
+  AVIARY_SECURITY_MIRROR  security mirror (default http://deb.debian.org/debian-security)
+  AVIARY_KEEP_WORK=1      keep the work directory (for debugging)
+EOF
+}
+
+# --- arguments ----------------------------------------------------------------
+channel= version= kpkg= out=
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --channel|--version|--kernel-package|--out)
+            [ "$#" -ge 2 ] || die "$1 needs a value"
+            case "$1" in
+                --channel) channel=$2 ;;
+                --version) version=$2 ;;
+                --kernel-package) kpkg=$2 ;;
+                --out) out=$2 ;;
+            esac
+            shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage; die "unknown argument: $1" ;;
+    esac
+done
+[ -n "$channel" ] || { usage; die "--channel is required"; }
+[ -n "$version" ] || { usage; die "--version is required"; }
+[ -n "$kpkg" ] || { usage; die "--kernel-package is required"; }
+[ -n "$out" ] || { usage; die "--out is required"; }
+[[ $channel =~ ^[a-z0-9][a-z0-9-]*$ ]] || die "bad --channel '$channel' (want [a-z0-9-]+)"
+[[ $version =~ ^[0-9A-Za-z][0-9A-Za-z._~+-]*$ ]] || die "bad --version '$version' (want e.g. 1000.0.0)"
+[[ $kpkg =~ ^linux-image-[0-9a-z][0-9a-z.+-]*$ ]] || die "bad --kernel-package '$kpkg' (want linux-image-...)"
+
+# --- environment checks -------------------------------------------------------
+[ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap --mode=root keeps file owners for mke2fs -d)"
+for tool in mmdebstrap sgdisk mke2fs fakeroot grub-mkimage grub-editenv qemu-img dd truncate tar; do
+    command -v "$tool" > /dev/null || die "missing tool: $tool"
+done
+MERGED_USR_HOOKS=/usr/share/mmdebstrap/hooks/merged-usr
+[ -d "$MERGED_USR_HOOKS" ] || die "missing $MERGED_USR_HOOKS (mmdebstrap too old?)"
+GRUB_DIR=/usr/lib/grub/i386-pc
+[ -f "$GRUB_DIR/boot.img" ] || die "missing $GRUB_DIR/boot.img (install grub-pc-bin)"
+for f in packages.txt kernel-args.txt grub.cfg.in customize.sh rootfs; do
+    [ -e "$RECIPE/$f" ] || die "recipe file missing: $RECIPE/$f"
+done
+
+APT_CACHE=${AVIARY_APT_CACHE-/var/cache/aviary/apt}
+[[ $APT_CACHE != *[[:space:]]* ]] || die "AVIARY_APT_CACHE must not contain spaces"
+MIRROR=${AVIARY_MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${AVIARY_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+
+# --- disk layout (512-byte sectors, 1 MiB aligned) -----------------------------
+MiB=2048   # sectors
+P_NAME=(""  BIOS-BOOT BOOT    ROOT-A  ROOT-B  STATE)
+P_SIZE=(0   2         64      1200    1200    128)   # MiB
+P_TYPE=(""  EF02      8300    8300    8300    8300)
+P_FS=(""    none      ext2    ext4    none    ext4)
+declare -a P_FIRST P_LAST
+lba=$MiB
+for i in 1 2 3 4 5; do
+    P_FIRST[i]=$lba
+    P_LAST[i]=$((lba + P_SIZE[i] * MiB - 1))
+    lba=$((P_LAST[i] + 1))
+done
+DISK_BYTES=$(( (lba + MiB) * 512 ))   # 1 MiB at the end for the backup GPT
+
+# --- work directory -------------------------------------------------------------
+mkdir -p "$out" || die "cannot create --out directory $out"
+out=$(cd "$out" && pwd)
+WORK=$(mktemp -d /var/tmp/aviary-build.XXXXXX)
+cleanup() {
+    local rc=$?
+    if [ "${AVIARY_KEEP_WORK:-0}" = 1 ]; then
+        log "keeping work directory $WORK"
+    elif grep -q " $WORK/" /proc/self/mountinfo 2>/dev/null; then
+        echo "$PROG: warning: something is still mounted under $WORK; not removing it" >&2
+    else
+        rm -rf --one-file-system "$WORK"
+    fi
+    [ "$rc" -eq 0 ] || echo "$PROG: build FAILED (exit $rc)" >&2
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+ROOT=$WORK/root BOOT=$WORK/boot RAW=$WORK/disk.raw
+
+log "building $channel $version with $kpkg into $out (work dir $WORK)"
+
+# --- 1. root filesystem tree ----------------------------------------------------
+mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$RECIPE/packages.txt" | grep -v '^$')
+[ "${#packages[@]}" -gt 0 ] || die "packages.txt lists no packages"
+include=$(IFS=,; echo "${packages[*]},$kpkg")
+
+cache_hooks=()
+if [ -n "$APT_CACHE" ]; then
+    mkdir -p "$APT_CACHE"
+    cache_hooks=(
+        --setup-hook='mkdir -p "$1"/var/cache/apt/archives/'
+        --setup-hook="sync-in $APT_CACHE /var/cache/apt/archives/"
+        --customize-hook="sync-out /var/cache/apt/archives $APT_CACHE"
+    )
+    log "using the .deb cache $APT_CACHE ($(find "$APT_CACHE" -maxdepth 1 -name '*.deb' | wc -l) files)"
+fi
+# Debian's kernel hook would build a generic 38 MB initrd while packages are
+# installed: replace it by a no-op (customize.sh restores it and runs dracut).
+no_dracut_hook='chroot "$1" dpkg-divert --quiet --local --rename --divert /etc/kernel/postinst.d/dracut.aviary --add /etc/kernel/postinst.d/dracut && mkdir -p "$1"/etc/kernel/postinst.d && printf "#!/bin/sh\nexit 0\n" > "$1"/etc/kernel/postinst.d/dracut && chmod 755 "$1"/etc/kernel/postinst.d/dracut'
+customize=$(printf '%q ' "$RECIPE/customize.sh")'"$1" '$(printf '%q ' "$RECIPE" "$kpkg" "$channel" "$version" "$WORK/kernel.env")
+
+log "mmdebstrap: bookworm + ${#packages[@]} packages + $kpkg"
+mmdebstrap --mode=root --variant=minbase --components=main \
+    --hook-dir="$MERGED_USR_HOOKS" \
+    --skip=essential/unlink \
+    --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --dpkgopt='path-exclude=/usr/share/lintian/*' \
+    "${cache_hooks[@]}" \
+    --essential-hook="$no_dracut_hook" \
+    --customize-hook="$customize" \
+    --include="$include" \
+    bookworm "$ROOT" \
+    "deb $MIRROR bookworm main" \
+    "deb $MIRROR bookworm-updates main" \
+    "deb $SECURITY_MIRROR bookworm-security main" \
+    || die "mmdebstrap failed: see its messages above (apt: is '$kpkg' in bookworm or bookworm-security, is the mirror reachable? customize.sh: its own error line)"
+[ -s "$WORK/kernel.env" ] || die "customize.sh did not report the kernel"
+# shellcheck disable=SC1091
+. "$WORK/kernel.env"
+log "root filesystem: $(du -sh --apparent-size "$ROOT" | cut -f1), kernel $KERNEL_RELEASE ($KERNEL_VERSION)"
+
+# --- 2. BOOT filesystem tree ----------------------------------------------------
+mkdir -p "$BOOT"
+kernel_args=$(sed -e 's/#.*//' "$RECIPE/kernel-args.txt" | tr -s '[:space:]' ' ' | sed 's/^ //; s/ $//')
+kernel_args_sed=$(printf '%s' "$kernel_args" | sed 's/[&|\\]/\\&/g')
+sed -e "s|@KERNEL_ARGS@|$kernel_args_sed|g" "$RECIPE/grub.cfg.in" > "$BOOT/grub.cfg"
+! grep -q '@[A-Z_][A-Z_]*@' "$BOOT/grub.cfg" || die "unsubstituted @VARIABLE@ left in grub.cfg"
+grub-editenv "$BOOT/grubenv" create
+grub-editenv "$BOOT/grubenv" set "ORDER=A B" A_OK=1 A_TRY=0 B_OK=0 B_TRY=0
+[ "$(stat -c %s "$BOOT/grubenv")" -eq 1024 ] || die "grubenv is not 1024 bytes"
+echo "Ignition runs on the next boot while this file exists (removed by aviary-firstboot-complete.service)." \
+    > "$BOOT/ignition.firstboot"
+
+# --- 3. disk image --------------------------------------------------------------
+log "partitioning $((DISK_BYTES / 1024 / 1024)) MiB disk"
+truncate -s "$DISK_BYTES" "$RAW"
+sgdisk_args=(--clear)
+for i in 1 2 3 4 5; do
+    sgdisk_args+=(--new="$i:${P_FIRST[i]}:${P_LAST[i]}" --typecode="$i:${P_TYPE[i]}" --change-name="$i:${P_NAME[i]}")
+done
+sgdisk "${sgdisk_args[@]}" "$RAW" > "$WORK/sgdisk.log" 2>&1 || { cat "$WORK/sgdisk.log" >&2; die "sgdisk failed"; }
+for i in 1 2 3 4 5; do
+    got=$(sgdisk --info="$i" "$RAW" | sed -n "s/^Partition name: '\(.*\)'$/\1/p")
+    [ "$got" = "${P_NAME[i]}" ] || die "partition $i is '$got', expected ${P_NAME[i]} (sgdisk wrote no table?)"
+done
+
+mkfs_at() {  # PARTNO TYPE LABEL SRCDIR [extra mke2fs args...]
+    local i=$1 type=$2 label=$3 src=$4; shift 4
+    local blocks=$(( (P_LAST[i] - P_FIRST[i] + 1) / 8 ))   # 4 KiB blocks
+    log "mke2fs $type '$label' on partition $i (${P_NAME[i]}, ${P_SIZE[i]} MiB)"
+    fakeroot mke2fs -q -F -t "$type" -b 4096 -L "$label" -d "$src" \
+        -E "offset=$((P_FIRST[i] * 512))" "$@" "$RAW" "$blocks" \
+        || die "mke2fs failed for ${P_NAME[i]} (does the tree fit in ${P_SIZE[i]} MiB?)"
+}
+mkdir -p "$WORK/empty"
+mkfs_at 2 ext2 BOOT "$BOOT"
+mkfs_at 3 ext4 ROOT "$ROOT"
+mkfs_at 5 ext4 STATE "$WORK/empty"
+# ROOT-B (4) stays zeroed: a later A/B update fills it.
+
+# --- 4. GRUB (BIOS): core.img in BIOS-BOOT, boot.img in the MBR -------------------
+log "installing GRUB (core.img at LBA ${P_FIRST[1]})"
+grub-mkimage -O i386-pc -d "$GRUB_DIR" -o "$WORK/core.img" -p '(hd0,gpt2)/' \
+    biosdisk part_gpt ext2 normal configfile loadenv test echo linux serial terminal boot reboot
+core_bytes=$(stat -c %s "$WORK/core.img")
+[ "$core_bytes" -le $((P_SIZE[1] * 1024 * 1024)) ] || die "core.img ($core_bytes bytes) does not fit BIOS-BOOT"
+le64() {  # print N as 8 little-endian bytes
+    local n=$1 i s=
+    for i in 0 1 2 3 4 5 6 7; do s+=$(printf '\\%03o' $(( (n >> (8 * i)) & 255 ))); done
+    printf "$s"
+}
+dd if="$WORK/core.img" of="$RAW" bs=512 seek="${P_FIRST[1]}" conv=notrunc status=none
+# Only the boot code (440 bytes): the protective MBR's partition table stays.
+dd if="$GRUB_DIR/boot.img" of="$RAW" bs=440 count=1 conv=notrunc status=none
+# What grub-bios-setup would do: boot.img's kernel sector (0x5c) = core.img's
+# LBA; core.img's first blocklist start (0x1f4 in its first sector) = LBA + 1.
+le64 "${P_FIRST[1]}" | dd of="$RAW" bs=1 seek=$((0x5c)) conv=notrunc status=none
+le64 "$((P_FIRST[1] + 1))" | dd of="$RAW" bs=1 seek=$((P_FIRST[1] * 512 + 0x1f4)) conv=notrunc status=none
+
+# --- 5. outputs -------------------------------------------------------------------
+log "converting to qcow2"
+qemu-img convert -f raw -O qcow2 "$RAW" "$WORK/disk.qcow2"
+{
+    printf '{\n'
+    printf '  "channel": "%s",\n' "$channel"
+    printf '  "version": "%s",\n' "$version"
+    printf '  "kernel_package": "%s",\n' "$kpkg"
+    printf '  "kernel_release": "%s",\n' "$KERNEL_RELEASE"
+    printf '  "kernel_version": "%s",\n' "$KERNEL_VERSION"
+    printf '  "disk_virtual_size": %s,\n' "$DISK_BYTES"
+    printf '  "partitions": [\n'
+    for i in 1 2 3 4 5; do
+        printf '    {"number": %s, "label": "%s", "first_lba": %s, "last_lba": %s, "fs": "%s"}%s\n' \
+            "$i" "${P_NAME[i]}" "${P_FIRST[i]}" "${P_LAST[i]}" "${P_FS[i]}" "$([ "$i" -lt 5 ] && echo ,)"
+    done
+    printf '  ]\n}\n'
+} > "$WORK/image.json"
+mv -f "$WORK/disk.qcow2" "$out/disk.qcow2"
+mv -f "$WORK/image.json" "$out/image.json"
+log "done: $out/disk.qcow2 ($(du -h --apparent-size "$out/disk.qcow2" | cut -f1)), $out/image.json"
