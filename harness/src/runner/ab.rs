@@ -30,6 +30,17 @@ async fn slots(m: &Machine, t: Duration) -> Result<(String, String), StepError> 
     Ok((booted, other.to_string()))
 }
 
+/// The boot state as the guest sees it.
+async fn grubenv(m: &Machine) -> Result<String, StepError> {
+    m.ssh()?
+        .check(
+            "sudo grub-editenv /boot/grub/grubenv list",
+            Duration::from_secs(60),
+        )
+        .await
+        .map_err(|e| failed(format!("reading grubenv: {e:#}")))
+}
+
 pub struct UpdateArgs<'a> {
     pub offer: Offer,
     pub payload: Option<PayloadFault>,
@@ -51,14 +62,7 @@ pub async fn update(
     let (booted, inactive) = slots(m, Duration::from_secs(60)).await?;
     server.offer(Some(a.offer.clone()));
     server.set_fault(a.payload);
-    let before = m
-        .ssh()?
-        .check(
-            "sudo grub-editenv /boot/grub/grubenv list",
-            Duration::from_secs(60),
-        )
-        .await
-        .map_err(|e| failed(format!("reading grubenv: {e:#}")))?;
+    let before = grubenv(m).await?;
     if a.cut_power {
         // Start the agent, wait for RAUC to report writing the slot, then pull the plug.
         let mark = m.console.mark();
@@ -122,14 +126,7 @@ pub async fn update(
                 out.stdout.trim_end()
             )));
         }
-        let after = m
-            .ssh()?
-            .check(
-                "sudo grub-editenv /boot/grub/grubenv list",
-                Duration::from_secs(60),
-            )
-            .await
-            .map_err(|e| failed(format!("reading grubenv: {e:#}")))?;
+        let after = grubenv(m).await?;
         if after != before || sentinel {
             return Err(failed(format!(
                 "the refused update changed the boot state (slot {inactive}):\nbefore:\n{before}\nafter:\n{after}reboot-required: {sentinel}"

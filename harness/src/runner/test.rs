@@ -223,29 +223,18 @@ async fn body(
         );
         let r = run_step(step, &mut env).await;
         let _ = writeln!(env.log, "    ({:.1}s)", t.elapsed().as_secs_f64());
+        let place = || format!("step {} ({}, {})", i + 1, step.kind.verb(), step.loc);
         match r {
             Ok(()) => {}
             Err(StepError::Failed(m)) => {
                 return Outcome::Failed {
-                    message: format!(
-                        "step {} ({}, {}): {}",
-                        i + 1,
-                        step.kind.verb(),
-                        step.loc,
-                        first_line(&m)
-                    ),
+                    message: format!("{}: {}", place(), first_line(&m)),
                     detail: m,
                 }
             }
             Err(StepError::Infra(m)) => {
                 return Outcome::Error {
-                    message: format!(
-                        "step {} ({}, {}): {}",
-                        i + 1,
-                        step.kind.verb(),
-                        step.loc,
-                        first_line(&m)
-                    ),
+                    message: format!("{}: {}", place(), first_line(&m)),
                     detail: m,
                 }
             }
