@@ -26,6 +26,9 @@ pub struct Release {
     pub version: String,
     /// Debian package of the kernel, e.g. linux-image-6.1.0-47-cloud-amd64.
     pub kernel_package: String,
+    /// A deliberately broken candidate: images/recipe/variants/NAME.sh runs in the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Recorded by `aviary images build`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_release: Option<String>,
@@ -134,6 +137,13 @@ impl Manifest {
                     r.kernel_package
                 )));
             }
+            if let Some(v) = &r.variant {
+                if !recipe_variant_name_ok(v) {
+                    return Err(invalid(format!(
+                        "variant `{v}` is not a name (lowercase letters, digits, '-')"
+                    )));
+                }
+            }
             if let Some(d) = &r.disk {
                 if d.sha256.len() != 64 || !d.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
                     return Err(invalid("disk.sha256 is not a sha256 hex digest".into()));
@@ -163,6 +173,12 @@ impl Manifest {
     pub fn channel_names(&self) -> Vec<String> {
         self.channels.keys().cloned().collect()
     }
+}
+
+fn recipe_variant_name_ok(v: &str) -> bool {
+    !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn is_version(v: &str) -> bool {

@@ -30,8 +30,13 @@ impl Workspace {
             root: Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
         }
     }
+    /// images/channels.yaml, or `$AVIARY_MANIFEST` (e.g. a manifest whose beta is a broken
+    /// variant, to prove a suite catches it).
     pub fn manifest_path(&self) -> PathBuf {
-        self.root.join("images/channels.yaml")
+        match std::env::var_os("AVIARY_MANIFEST") {
+            Some(p) => PathBuf::from(p),
+            None => self.root.join("images/channels.yaml"),
+        }
     }
     pub fn recipe_dir(&self) -> PathBuf {
         self.root.join("images/recipe")
@@ -129,24 +134,31 @@ impl Images {
     pub fn recipe_key(&self, channel: &str) -> Result<String> {
         let r = self.release(channel)?;
         let dir = self.ws.recipe_dir();
-        cache::recipe_hash(
-            &dir,
-            &[
-                ("channel", channel),
-                ("version", &r.version),
-                ("kernel_package", &r.kernel_package),
-            ],
-        )
-        .with_context(|| format!("reading recipe {}", dir.display()))
+        let mut params = vec![
+            ("channel", channel),
+            ("version", r.version.as_str()),
+            ("kernel_package", r.kernel_package.as_str()),
+        ];
+        if let Some(v) = &r.variant {
+            params.push(("variant", v.as_str()));
+        }
+        cache::recipe_hash(&dir, &params)
+            .with_context(|| format!("reading recipe {}", dir.display()))
     }
 
     pub fn image_dir(&self, channel: &str) -> Result<PathBuf> {
         let r = self.release(channel)?;
         let key = self.recipe_key(channel)?;
-        Ok(self
-            .cache
-            .join("images")
-            .join(format!("{channel}-{}-{}", r.version, &key[..16])))
+        let variant = r
+            .variant
+            .as_ref()
+            .map(|v| format!("-{v}"))
+            .unwrap_or_default();
+        Ok(self.cache.join("images").join(format!(
+            "{channel}-{}{variant}-{}",
+            r.version,
+            &key[..16]
+        )))
     }
 
     fn built(&self, channel: &str) -> Result<Option<(PathBuf, BuiltRecord)>> {
@@ -193,6 +205,7 @@ impl Images {
             .arg(&script)
             .args(["--channel", channel, "--version", &r.version])
             .args(["--kernel-package", &r.kernel_package])
+            .args(r.variant.iter().flat_map(|v| ["--variant", v.as_str()]))
             .arg("--out")
             .arg(tmp.path())
             .stdin(std::process::Stdio::null())
