@@ -11,7 +11,7 @@ PACKAGES=(
   openssh-client                      # ssh-keygen for per-run keys
   libxml2-utils                       # xmllint: JUnit schema checks in tests
   libssl-dev pkg-config               # ssh2's libssh2/openssl build
-  zstd ca-certificates
+  zstd ca-certificates rauc squashfs-tools  # rauc bundle (update payloads)
 )
 
 missing=()

@@ -1,9 +1,10 @@
 #!/bin/bash
 # Builds an Aviary reference candidate disk image from Debian bookworm packages.
 #
-#   build.sh --channel CHANNEL --version VERSION --kernel-package PKG --out DIR
+#   build.sh --channel CHANNEL --version VERSION --kernel-package PKG --out DIR [--variant NAME]
 #
-# Writes DIR/disk.qcow2 and DIR/image.json. Needs root (mmdebstrap in root
+# Writes DIR/disk.qcow2, DIR/payload.raucb (the signed RAUC update bundle of
+# the root filesystem) and DIR/image.json. Needs root (mmdebstrap in root
 # mode, so that files keep their owners); uses no loop devices and mounts no
 # filesystem image: mmdebstrap into a directory, mke2fs -d per filesystem
 # straight into a plain disk file, sgdisk, grub-mkimage and dd for the boot
@@ -17,33 +18,38 @@ log() { printf '%s: [%3ss] %s\n' "$PROG" "$SECONDS" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
 usage() {
     cat >&2 <<'EOF'
-usage: build.sh --channel CHANNEL --version VERSION --kernel-package PKG --out DIR
+usage: build.sh --channel CHANNEL --version VERSION --kernel-package PKG --out DIR [--variant NAME]
 
   --channel CHANNEL       release channel, e.g. stable (lower-case, digits, '-')
   --version VERSION       image version, e.g. 1000.0.0
   --kernel-package PKG    Debian kernel package, e.g. linux-image-6.1.0-47-cloud-amd64
-  --out DIR               output directory: DIR/disk.qcow2 and DIR/image.json
+  --out DIR               output directory: DIR/disk.qcow2, DIR/payload.raucb, DIR/image.json
+  --variant NAME          a deliberately broken candidate: variants/NAME.sh runs on the root
+                          tree after customize.sh's own changes (it gets the tree as \$1)
 
 environment:
   AVIARY_APT_CACHE        .deb cache shared between builds (default /var/cache/aviary/apt;
                           empty string disables it)
   AVIARY_MIRROR           Debian mirror (default http://deb.debian.org/debian)
   AVIARY_SECURITY_MIRROR  security mirror (default http://deb.debian.org/debian-security)
+  AVIARY_KEY_DIR          RAUC test signing keys, made on first use (default
+                          /var/cache/aviary/keys; never in git)
   AVIARY_KEEP_WORK=1      keep the work directory (for debugging)
 EOF
 }
 
 # --- arguments ----------------------------------------------------------------
-channel= version= kpkg= out=
+channel= version= kpkg= out= variant=
 while [ "$#" -gt 0 ]; do
     case "$1" in
-        --channel|--version|--kernel-package|--out)
+        --channel|--version|--kernel-package|--out|--variant)
             [ "$#" -ge 2 ] || die "$1 needs a value"
             case "$1" in
                 --channel) channel=$2 ;;
                 --version) version=$2 ;;
                 --kernel-package) kpkg=$2 ;;
                 --out) out=$2 ;;
+                --variant) variant=$2 ;;
             esac
             shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -57,10 +63,14 @@ done
 [[ $channel =~ ^[a-z0-9][a-z0-9-]*$ ]] || die "bad --channel '$channel' (want [a-z0-9-]+)"
 [[ $version =~ ^[0-9A-Za-z][0-9A-Za-z._~+-]*$ ]] || die "bad --version '$version' (want e.g. 1000.0.0)"
 [[ $kpkg =~ ^linux-image-[0-9a-z][0-9a-z.+-]*$ ]] || die "bad --kernel-package '$kpkg' (want linux-image-...)"
+if [ -n "$variant" ]; then
+    [[ $variant =~ ^[a-z0-9][a-z0-9-]*$ ]] || die "bad --variant '$variant' (want [a-z0-9-]+)"
+fi
 
 # --- environment checks -------------------------------------------------------
 [ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap --mode=root keeps file owners for mke2fs -d)"
-for tool in mmdebstrap sgdisk mke2fs fakeroot grub-mkimage grub-editenv qemu-img dd truncate tar; do
+for tool in mmdebstrap sgdisk mke2fs e2fsck resize2fs dumpe2fs fakeroot grub-mkimage grub-editenv \
+    qemu-img dd truncate tar openssl rauc mksquashfs flock sha256sum; do
     command -v "$tool" > /dev/null || die "missing tool: $tool"
 done
 MERGED_USR_HOOKS=/usr/share/mmdebstrap/hooks/merged-usr
@@ -70,11 +80,21 @@ GRUB_DIR=/usr/lib/grub/i386-pc
 for f in packages.txt kernel-args.txt grub.cfg.in customize.sh rootfs; do
     [ -e "$RECIPE/$f" ] || die "recipe file missing: $RECIPE/$f"
 done
+VARIANT_SCRIPT=
+if [ -n "$variant" ]; then
+    VARIANT_SCRIPT=$RECIPE/variants/$variant.sh
+    [ -f "$VARIANT_SCRIPT" ] || die "unknown --variant '$variant': no $VARIANT_SCRIPT (have: $(cd "$RECIPE/variants" 2> /dev/null && ls -- *.sh 2> /dev/null | sed 's/\.sh$//' | tr '\n' ' '))"
+fi
 
 APT_CACHE=${AVIARY_APT_CACHE-/var/cache/aviary/apt}
 [[ $APT_CACHE != *[[:space:]]* ]] || die "AVIARY_APT_CACHE must not contain spaces"
 MIRROR=${AVIARY_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${AVIARY_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+KEY_DIR=${AVIARY_KEY_DIR:-/var/cache/aviary/keys}
+# RAUC: the image's compatible string (rootfs/etc/rauc/system.conf); the
+# payload's image goes to slot class "rootfs" (slot.rootfs.0 / slot.rootfs.1).
+RAUC_COMPATIBLE=$(sed -n 's/^compatible=//p' "$RECIPE/rootfs/etc/rauc/system.conf")
+[ "$RAUC_COMPATIBLE" = aviary-reference ] || die "rootfs/etc/rauc/system.conf: compatible is '$RAUC_COMPATIBLE'"
 
 # --- disk layout (512-byte sectors, 1 MiB aligned) -----------------------------
 MiB=2048   # sectors
@@ -110,7 +130,48 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 ROOT=$WORK/root BOOT=$WORK/boot RAW=$WORK/disk.raw
 
-log "building $channel $version with $kpkg into $out (work dir $WORK)"
+log "building $channel $version${variant:+ (variant $variant)} with $kpkg into $out (work dir $WORK)"
+
+# --- 0. RAUC signing keys (test keys of this build host) ----------------------------
+# A CA and a signing certificate issued by it, made once per host and kept
+# outside git. The CA certificate is every image's RAUC keyring, so each
+# release built on this host accepts the payloads of every other. The signing
+# certificate has no extendedKeyUsage (RAUC 1.8 refuses codeSigning).
+ensure_keys() {
+    install -d -m 0700 "$KEY_DIR" || die "cannot create $KEY_DIR"
+    exec 7> "$KEY_DIR/.lock"
+    flock 7
+    if [ -s "$KEY_DIR/ca.cert.pem" ] && [ -s "$KEY_DIR/signing.cert.pem" ] && [ -s "$KEY_DIR/signing.key.pem" ]; then
+        exec 7>&-
+        return 0
+    fi
+    log "making RAUC test keys in $KEY_DIR"
+    local k
+    k=$(mktemp -d "$KEY_DIR/.new.XXXXXX")
+    (
+        set -e
+        cd "$k"
+        umask 077
+        openssl req -x509 -newkey rsa:3072 -nodes -keyout ca.key.pem -out ca.cert.pem -days 7300 \
+            -subj "/O=Aviary test keys/CN=Aviary update CA ($(hostname))" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+            -addext "subjectKeyIdentifier=hash"
+        openssl req -newkey rsa:3072 -nodes -keyout signing.key.pem -out signing.csr.pem \
+            -subj "/O=Aviary test keys/CN=Aviary update signing ($(hostname))"
+        printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+            "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" > signing.ext
+        openssl x509 -req -in signing.csr.pem -CA ca.cert.pem -CAkey ca.key.pem \
+            -set_serial "0x$(openssl rand -hex 16)" -days 7300 -extfile signing.ext -out signing.cert.pem
+        openssl verify -CAfile ca.cert.pem signing.cert.pem > /dev/null
+        chmod 0644 ca.cert.pem signing.cert.pem
+        rm -f signing.csr.pem signing.ext
+    ) > "$WORK/openssl.log" 2>&1 || { cat "$WORK/openssl.log" >&2; rm -rf "$k"; die "making the RAUC test keys failed"; }
+    mv -f "$k"/* "$KEY_DIR"/ && rmdir "$k"
+    exec 7>&-
+}
+ensure_keys
+openssl verify -CAfile "$KEY_DIR/ca.cert.pem" "$KEY_DIR/signing.cert.pem" > /dev/null 2>&1 \
+    || die "$KEY_DIR/signing.cert.pem is not signed by $KEY_DIR/ca.cert.pem (remove $KEY_DIR to make new keys)"
 
 # --- 1. root filesystem tree ----------------------------------------------------
 mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$RECIPE/packages.txt" | grep -v '^$')
@@ -130,7 +191,7 @@ fi
 # Debian's kernel hook would build a generic 38 MB initrd while packages are
 # installed: replace it by a no-op (customize.sh restores it and runs dracut).
 no_dracut_hook='chroot "$1" dpkg-divert --quiet --local --rename --divert /etc/kernel/postinst.d/dracut.aviary --add /etc/kernel/postinst.d/dracut && mkdir -p "$1"/etc/kernel/postinst.d && printf "#!/bin/sh\nexit 0\n" > "$1"/etc/kernel/postinst.d/dracut && chmod 755 "$1"/etc/kernel/postinst.d/dracut'
-customize=$(printf '%q ' "$RECIPE/customize.sh")'"$1" '$(printf '%q ' "$RECIPE" "$kpkg" "$channel" "$version" "$WORK/kernel.env")
+customize=$(printf '%q ' "$RECIPE/customize.sh")'"$1" '$(printf '%q ' "$RECIPE" "$kpkg" "$channel" "$version" "$WORK/kernel.env" "$VARIANT_SCRIPT")
 
 log "mmdebstrap: bookworm + ${#packages[@]} packages + $kpkg"
 mmdebstrap --mode=root --variant=minbase --components=main \
@@ -156,6 +217,8 @@ mmdebstrap --mode=root --variant=minbase --components=main \
 # shellcheck disable=SC1091
 . "$WORK/kernel.env"
 log "root filesystem: $(du -sh --apparent-size "$ROOT" | cut -f1), kernel $KERNEL_RELEASE ($KERNEL_VERSION)"
+# RAUC trusts payloads signed under this host's test CA.
+install -D -m 0644 "$KEY_DIR/ca.cert.pem" "$ROOT/etc/rauc/keyring.pem"
 
 # --- 2. BOOT filesystem tree ----------------------------------------------------
 mkdir -p "$BOOT"
@@ -215,7 +278,47 @@ dd if="$GRUB_DIR/boot.img" of="$RAW" bs=440 count=1 conv=notrunc status=none
 le64 "${P_FIRST[1]}" | dd of="$RAW" bs=1 seek=$((0x5c)) conv=notrunc status=none
 le64 "$((P_FIRST[1] + 1))" | dd of="$RAW" bs=1 seek=$((P_FIRST[1] * 512 + 0x1f4)) conv=notrunc status=none
 
-# --- 5. outputs -------------------------------------------------------------------
+# --- 5. update payload: a RAUC bundle of the root filesystem ---------------------------
+# The ROOT-A filesystem just made, shrunk to its minimum (RAUC writes less;
+# system.conf's resize=true grows it to the slot after writing), in a signed
+# dm-verity bundle (squashfs, zstd level 9: 6 s here, 133 MiB; the default
+# level 15 took 54 s for 126 MiB).
+log "update payload: shrinking a copy of the ROOT-A filesystem"
+PAYLOAD_DIR=$WORK/payload
+mkdir -p "$PAYLOAD_DIR"
+dd if="$RAW" of="$PAYLOAD_DIR/rootfs.ext4" bs=1M skip=$((P_FIRST[3] / MiB)) count="${P_SIZE[3]}" \
+    conv=sparse status=none
+e2fsck -f -p "$PAYLOAD_DIR/rootfs.ext4" > "$WORK/e2fsck.log" 2>&1 \
+    || { cat "$WORK/e2fsck.log" >&2; die "e2fsck found problems in the new root filesystem"; }
+resize2fs -M "$PAYLOAD_DIR/rootfs.ext4" > "$WORK/resize2fs.log" 2>&1 \
+    || { cat "$WORK/resize2fs.log" >&2; die "resize2fs -M failed"; }
+fs_blocks=$(dumpe2fs -h "$PAYLOAD_DIR/rootfs.ext4" 2> /dev/null | sed -n 's/^Block count: *//p')
+fs_bsize=$(dumpe2fs -h "$PAYLOAD_DIR/rootfs.ext4" 2> /dev/null | sed -n 's/^Block size: *//p')
+[ -n "$fs_blocks" ] && [ -n "$fs_bsize" ] || die "cannot read the shrunk filesystem's size"
+truncate -s $((fs_blocks * fs_bsize)) "$PAYLOAD_DIR/rootfs.ext4"
+log "update payload: root filesystem image $((fs_blocks * fs_bsize / 1024 / 1024)) MiB; bundling (rauc, verity, zstd)"
+cat > "$PAYLOAD_DIR/manifest.raucm" <<EOF
+[update]
+compatible=$RAUC_COMPATIBLE
+version=$version
+description=Aviary Reference Linux $version ($channel, $KERNEL_RELEASE)
+
+[bundle]
+format=verity
+
+[image.rootfs]
+filename=rootfs.ext4
+EOF
+rauc bundle --cert="$KEY_DIR/signing.cert.pem" --key="$KEY_DIR/signing.key.pem" \
+    --keyring="$KEY_DIR/ca.cert.pem" --mksquashfs-args="-comp zstd -Xcompression-level 9" \
+    "$PAYLOAD_DIR" "$WORK/payload.raucb" > "$WORK/rauc-bundle.log" 2>&1 \
+    || { cat "$WORK/rauc-bundle.log" >&2; die "rauc bundle failed"; }
+rm -rf "$PAYLOAD_DIR"
+payload_size=$(stat -c %s "$WORK/payload.raucb")
+payload_sha256=$(sha256sum "$WORK/payload.raucb" | cut -d' ' -f1)
+log "update payload: $((payload_size / 1024 / 1024)) MiB, sha256 $payload_sha256"
+
+# --- 6. outputs -------------------------------------------------------------------
 log "converting to qcow2"
 qemu-img convert -f raw -O qcow2 "$RAW" "$WORK/disk.qcow2"
 {
@@ -226,6 +329,8 @@ qemu-img convert -f raw -O qcow2 "$RAW" "$WORK/disk.qcow2"
     printf '  "kernel_release": "%s",\n' "$KERNEL_RELEASE"
     printf '  "kernel_version": "%s",\n' "$KERNEL_VERSION"
     printf '  "disk_virtual_size": %s,\n' "$DISK_BYTES"
+    printf '  "payload": {"file": "payload.raucb", "size": %s, "sha256": "%s", "compatible": "%s", "format": "verity", "slot_class": "rootfs"},\n' \
+        "$payload_size" "$payload_sha256" "$RAUC_COMPATIBLE"
     printf '  "partitions": [\n'
     for i in 1 2 3 4 5; do
         printf '    {"number": %s, "label": "%s", "first_lba": %s, "last_lba": %s, "fs": "%s"}%s\n' \
@@ -234,5 +339,6 @@ qemu-img convert -f raw -O qcow2 "$RAW" "$WORK/disk.qcow2"
     printf '  ]\n}\n'
 } > "$WORK/image.json"
 mv -f "$WORK/disk.qcow2" "$out/disk.qcow2"
+mv -f "$WORK/payload.raucb" "$out/payload.raucb"
 mv -f "$WORK/image.json" "$out/image.json"
-log "done: $out/disk.qcow2 ($(du -h --apparent-size "$out/disk.qcow2" | cut -f1)), $out/image.json"
+log "done: $out/disk.qcow2 ($(du -h --apparent-size "$out/disk.qcow2" | cut -f1)), $out/payload.raucb ($(du -h --apparent-size "$out/payload.raucb" | cut -f1)), $out/image.json"

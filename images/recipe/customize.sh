@@ -2,16 +2,19 @@
 # Customizes the root filesystem tree: called by build.sh as an mmdebstrap
 # --customize-hook (mmdebstrap has /proc, /sys and /dev set up in the chroot).
 #
-#   customize.sh ROOTDIR RECIPEDIR KERNEL_PACKAGE CHANNEL VERSION OUTFILE
+#   customize.sh ROOTDIR RECIPEDIR KERNEL_PACKAGE CHANNEL VERSION OUTFILE [VARIANT_SCRIPT]
 #
-# Writes KERNEL_RELEASE=... and KERNEL_VERSION=... to OUTFILE.
+# Writes KERNEL_RELEASE=... and KERNEL_VERSION=... to OUTFILE. VARIANT_SCRIPT
+# (build.sh --variant; empty for none) runs last on ROOTDIR, before the image
+# manifest is written, and its name goes into os-release as AVIARY_VARIANT.
 set -euo pipefail
 
 die() { echo "customize.sh: error: $*" >&2; exit 1; }
 log() { echo "customize.sh: $*" >&2; }
 
-[ "$#" -eq 6 ] || die "usage: customize.sh ROOTDIR RECIPEDIR KERNEL_PACKAGE CHANNEL VERSION OUTFILE"
-root=$1 recipe=$2 kpkg=$3 channel=$4 version=$5 outfile=$6
+[ "$#" -eq 6 ] || [ "$#" -eq 7 ] \
+    || die "usage: customize.sh ROOTDIR RECIPEDIR KERNEL_PACKAGE CHANNEL VERSION OUTFILE [VARIANT_SCRIPT]"
+root=$1 recipe=$2 kpkg=$3 channel=$4 version=$5 outfile=$6 variant_script=${7:-}
 [ -d "$root/etc" ] || die "$root does not look like a root filesystem"
 in_root() { chroot "$root" "$@"; }
 
@@ -47,6 +50,10 @@ AVIARY_KERNEL=$krel
 AVIARY_KERNEL_PACKAGE=$kpkg
 AVIARY_KERNEL_VERSION=$kver
 EOF
+if [ -n "$variant_script" ]; then
+    v=${variant_script##*/}
+    echo "AVIARY_VARIANT=${v%.sh}" >> "$root/usr/lib/os-release"
+fi
 ln -sfn ../usr/lib/os-release "$root/etc/os-release"
 
 # Unique per VM: empty machine-id (generated at boot), no host keys (generated
@@ -58,7 +65,9 @@ rm -f "$root/var/lib/dbus/machine-id" "$root/etc/hostname" "$root"/etc/ssh/ssh_h
 in_root usermod -p '*' root
 
 # --- units ------------------------------------------------------------------
-in_root systemctl enable systemd-networkd.service aviary-firstboot-complete.service mark-good.service
+# mark-good.service is started by mark-good-trigger.service once the boot has
+# finished (its health checks wait for that); rauc.service by D-Bus activation.
+in_root systemctl enable systemd-networkd.service aviary-firstboot-complete.service mark-good-trigger.service
 # Not needed in a test VM, and slow under TCG.
 in_root systemctl mask \
     apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
@@ -97,6 +106,30 @@ ln -sfn "boot/vmlinuz-$krel" "$root/vmlinuz"
 ln -sfn "boot/initrd.img-$krel" "$root/initrd.img"
 ln -sfn "boot/initrd-fast.img-$krel" "$root/initrd-fast.img"
 rm -f "$root/vmlinuz.old" "$root/initrd.img.old"
+
+# --- variant: a deliberately broken candidate -----------------------------------
+if [ -n "$variant_script" ]; then
+    log "variant: running ${variant_script##*/}"
+    bash "$variant_script" "$root" || die "variant script $variant_script failed"
+fi
+
+# --- image manifest of /etc directories a machine adds to ---------------------
+# aviary-update-agent copies into the new slot what a machine added or changed
+# there (Ignition's files and units), not the image's own files: it compares
+# with this list (path, TAB, "f SHA256" or "l TARGET").
+manifest=/usr/lib/aviary/image-etc.manifest
+(
+    cd "$root"
+    find etc/aviary etc/sudoers.d etc/systemd/system -mindepth 1 \( -type f -o -type l \) -print0 \
+        | LC_ALL=C sort -z | while IFS= read -r -d '' p; do
+            if [ -L "$p" ]; then
+                printf '/%s\tl %s\n' "$p" "$(readlink "$p")"
+            else
+                printf '/%s\tf %s\n' "$p" "$(sha256sum < "$p" | cut -d' ' -f1)"
+            fi
+        done
+) > "$root$manifest"
+log "image manifest: $(wc -l < "$root$manifest") files under /etc/{aviary,sudoers.d,systemd/system}"
 
 # --- clean up ---------------------------------------------------------------
 # (build.sh has already synced the .debs out to its cache.)

@@ -170,6 +170,10 @@ check "/etc/aviary-smoke exists with mode 640" '[ "$(stat -c %a /etc/aviary-smok
 check "Ignition-enabled unit aviary-smoke.service ran" 'systemctl is-active -q aviary-smoke.service'
 check "Ignition ran on first boot (journal)" '[ -n "$(sudo journalctl -b 0 -q -t ignition -n 1)" ]'
 check "first-boot flag removed" '! test -e /boot/grub/ignition.firstboot'
+# mark-good.service starts once the boot has finished (its health checks wait
+# for is-system-running): wait for it before reading the slot state.
+check "mark-good.service active (health checks passed)" \
+    'timeout 120 sh -c "until systemctl is-active -q mark-good.service; do systemctl is-failed -q mark-good.service && exit 1; sleep 0.2; done"'
 check "slot A marked good (A_OK=1 A_TRY=0)" \
     'grub-editenv /boot/grub/grubenv list | grep -qx A_OK=1 && grub-editenv /boot/grub/grubenv list | grep -qx A_TRY=0'
 check "ed25519 host key only" \
@@ -194,6 +198,9 @@ check "second boot: still provisioned" '[ "$(hostname)" = smoke ] && test -f /et
 state=$(guest 'systemctl is-system-running --wait' || true)
 [ "$state" = running ] || die "second boot: is-system-running says '$state'"
 log "ok: second boot running"
+check "second boot: mark-good.service active" \
+    'timeout 120 sh -c "until systemctl is-active -q mark-good.service; do systemctl is-failed -q mark-good.service && exit 1; sleep 0.2; done"'
+check "second boot: rauc status works" 'sudo rauc status > /dev/null'
 guest 'sudo systemctl poweroff' > /dev/null 2>&1 || true
 wait_exit 2
 
