@@ -105,6 +105,13 @@ impl Ssh {
             match ch.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => stdout.extend_from_slice(&buf[..n]),
+                // libssh2 also reports a timeout when its wait for data ends because a
+                // keepalive is due (every 10 s): a quiet command is not a timed-out one.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::TimedOut && started.elapsed() < timeout =>
+                {
+                    continue
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     bail!("command timed out after {:.0?}: {cmd}", started.elapsed())
                 }

@@ -125,6 +125,7 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
         StepKind::WaitFor { cond, timeout, .. } => {
             let limit = timeout.unwrap_or(env.wait_timeout);
             let secs = limit.as_secs().max(1);
+            let mut unit = None;
             let (what, guest_cmd) = match cond {
                 WaitCond::Console(Pattern(p)) => {
                     let p = x(p)?;
@@ -144,6 +145,7 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
                 // Waits run inside the guest, in one command, bounded by `timeout`.
                 WaitCond::Unit(u) => {
                     let u = x(u)?;
+                    unit = Some(u.clone());
                     (
                         format!("unit {u} active"),
                         format!(
@@ -176,7 +178,23 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
                     "{what} on {on}: not reached within {:.0}s",
                     limit.as_secs_f64()
                 )),
-                3 => fail(format!("{what} on {on}: the unit failed")),
+                3 => {
+                    // Quote the unit's own last words: they say why (a health check, say).
+                    let u = unit.unwrap_or_default();
+                    let why = ssh
+                        .exec(
+                            &format!("sudo journalctl -b -u {} -n 6 -o cat --no-pager", sq(&u)),
+                            Duration::from_secs(60),
+                        )
+                        .await
+                        .map(|o| o.stdout.trim().to_string())
+                        .unwrap_or_default();
+                    fail(format!(
+                        "{what} on {on}: the unit failed{}{}",
+                        if why.is_empty() { "" } else { "; its journal:\n" },
+                        why
+                    ))
+                }
                 s => fail(format!(
                     "waiting for {what} on {on}: exit {s}: {}",
                     out.stderr.trim()
