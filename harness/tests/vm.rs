@@ -200,3 +200,102 @@ fn ctrl_c_during_boot_leaves_no_qemu_and_a_valid_report() {
     assert!(junit.contains("interrupted by SIGINT"), "{junit}");
     assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
 }
+
+/// Builds (or finds in the cache) a channel's image under the given manifest.
+fn build_images(manifest: Option<&str>, channels: &[&str]) {
+    let mut c = aviary();
+    c.args(["images", "build"]).args(channels);
+    if let Some(m) = manifest {
+        c.env("AVIARY_MANIFEST", m);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "image build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ab_update_boots_the_new_slot_and_a_kernel_panic_falls_back() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    build_images(None, &["stable", "beta"]);
+    let (disk, before) = base_image();
+    let reports = tempfile::tempdir().unwrap();
+    let out = aviary()
+        .args([
+            "run",
+            "suites/upgrade-rollback.yaml",
+            "--filter",
+            "stable-to-beta{,-kernel-panic-falls-back}",
+            "--reports",
+        ])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let dir = run_dir(reports.path());
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    xsd_valid(&dir.join("junit.xml"));
+    let s = summary(&dir);
+    assert_eq!(s["counts"]["passed"], 2, "{s}");
+    // The update went through the update server: the guest asked and downloaded.
+    let log = |t: &str| {
+        std::fs::read_to_string(dir.join("upgrade-rollback").join(t).join("steps.log")).unwrap()
+    };
+    let ok = log("stable-to-beta");
+    assert!(
+        ok.contains("200 /v1/update") && ok.contains("200 /payloads/beta-1001.0.0.raucb"),
+        "{ok}"
+    );
+    assert!(ok.contains("installed beta 1001.0.0 into slot B"), "{ok}");
+    // The panic fallback needed a second QEMU start (the guest reset), and GRUB chose A.
+    let panic = log("stable-to-beta-kernel-panic-falls-back");
+    assert!(panic.contains("1 guest reset(s) during boot"), "{panic}");
+    let console = std::fs::read_to_string(
+        dir.join("upgrade-rollback/stable-to-beta-kernel-panic-falls-back/node/console.log"),
+    )
+    .unwrap();
+    let b = console
+        .find("aviary: booting slot B")
+        .expect("slot B tried");
+    let p = console[b..].find("Kernel panic").expect("B panicked") + b;
+    assert!(
+        console[p..].contains("aviary: booting slot A"),
+        "no fallback"
+    );
+    assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
+    assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
+}
+
+#[test]
+fn a_candidate_that_is_never_marked_good_fails_the_upgrade_suite() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let manifest = "fixtures/broken-candidate/channels.yaml";
+    build_images(Some(manifest), &["stable", "beta"]);
+    let reports = tempfile::tempdir().unwrap();
+    let out = aviary()
+        .env("AVIARY_MANIFEST", manifest)
+        .args([
+            "run",
+            "suites/upgrade-rollback.yaml",
+            "--filter",
+            "stable-to-beta",
+            "--reports",
+        ])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let dir = run_dir(reports.path());
+    xsd_valid(&dir.join("junit.xml"));
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("name=\"stable-to-beta\""), "{junit}");
+    assert!(junit.contains("mark-good.service"), "{junit}");
+    assert!(
+        junit.contains("variant health-always-fails"),
+        "the failure should quote the failed health check: {junit}"
+    );
+    assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
+}

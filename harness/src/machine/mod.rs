@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 /// Guest resets tolerated while waiting for one boot to reach SSH.
 pub const MAX_RESETS: u32 = 3;
 
+/// How long after a kernel panic the guest has to reset itself before the boot counts as hung.
+const PANIC_RESET_GRACE: Duration = Duration::from_secs(20);
+
 /// Why a machine could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum MachineError {
@@ -251,6 +254,11 @@ impl Machine {
         let deadline = started + self.boot_timeout;
         let mut mark = self.console.mark();
         let mut resets = 0;
+        // A kernel panic resets the machine (the images boot with panic=1) and, like real
+        // hardware, it starts again, so the bootloader can fall back to the other slot. The
+        // panic line and when it was seen: the reset must follow within PANIC_RESET_GRACE.
+        let mut panicked: Option<(String, Instant)> = None;
+        let mut last_panic: Option<String> = None;
         loop {
             let addr = self.endpoint().addr();
             let ok =
@@ -261,10 +269,20 @@ impl Machine {
                 return Ok(started.elapsed());
             }
             if let Some(line) = checks::fatal_console_line(&self.console.snapshot(), mark) {
-                return Err(MachineError::Guest(format!(
-                    "machine `{}` failed to boot: console shows `{}`",
-                    self.name, line
-                )));
+                if !checks::is_kernel_panic(&line) {
+                    return Err(MachineError::Guest(format!(
+                        "machine `{}` failed to boot: console shows `{}`",
+                        self.name, line
+                    )));
+                }
+                let (line, seen) = panicked.get_or_insert_with(|| (line, Instant::now()));
+                if seen.elapsed() > PANIC_RESET_GRACE {
+                    return Err(MachineError::Guest(format!(
+                        "machine `{}` failed to boot: console shows `{line}` and it did not reset within {}s",
+                        self.name,
+                        PANIC_RESET_GRACE.as_secs()
+                    )));
+                }
             }
             let exited = match self.proc.as_mut() {
                 Some(p) => p.child.try_wait().ok().flatten(),
@@ -272,9 +290,15 @@ impl Machine {
             };
             if let Some(status) = exited {
                 let last = last_line(&self.console.snapshot());
+                if let Some((line, _)) = panicked.take() {
+                    last_panic = Some(line);
+                }
                 if resets >= MAX_RESETS {
+                    let panic = last_panic
+                        .map(|p| format!("; last kernel panic: `{p}`"))
+                        .unwrap_or_default();
                     return Err(MachineError::Guest(format!(
-                        "machine `{}`: reset {resets} times during boot and QEMU exited ({status}) before SSH came up; last console line: `{last}`",
+                        "machine `{}`: reset {resets} times during boot and QEMU exited ({status}) before SSH came up; last console line: `{last}`{panic}",
                         self.name
                     )));
                 }

@@ -191,7 +191,11 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
                         .unwrap_or_default();
                     fail(format!(
                         "{what} on {on}: the unit failed{}{}",
-                        if why.is_empty() { "" } else { "; its journal:\n" },
+                        if why.is_empty() {
+                            ""
+                        } else {
+                            "; its journal:\n"
+                        },
                         why
                     ))
                 }
@@ -203,13 +207,20 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
         }
         StepKind::Reboot { .. } => {
             let _ = writeln!(env.log, "reboot {on}");
+            let (t0, resets) = (std::time::Instant::now(), machine.resets);
             machine.reboot().await?;
             let b = machine
                 .boots
                 .last()
                 .map(|b| b.qemu_to_login_s)
                 .unwrap_or(0.0);
-            let _ = writeln!(env.log, "{on} is back: QEMU start to SSH login {b:.1}s");
+            let resets = machine.resets - resets;
+            let _ = writeln!(
+                env.log,
+                "{on} is back {:.1}s after the reboot request ({} QEMU start(s): {resets} guest reset(s) during boot); last QEMU start to SSH login {b:.1}s",
+                t0.elapsed().as_secs_f64(),
+                resets + 1
+            );
             Ok(())
         }
         StepKind::Copy {
