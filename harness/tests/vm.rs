@@ -227,7 +227,7 @@ fn ab_update_boots_the_new_slot_and_a_kernel_panic_falls_back() {
             "run",
             "suites/upgrade-rollback.yaml",
             "--filter",
-            "stable-to-beta{,-kernel-panic-falls-back}",
+            "{stable-to-beta,stable-to-beta-kernel-panic-falls-back}",
             "--reports",
         ])
         .arg(reports.path())
@@ -297,5 +297,43 @@ fn a_candidate_that_is_never_marked_good_fails_the_upgrade_suite() {
         junit.contains("variant health-always-fails"),
         "the failure should quote the failed health check: {junit}"
     );
+    assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
+}
+
+#[test]
+fn cluster_members_reach_each_other_on_their_private_segment_and_leave_nothing_behind() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    base_image();
+    let reports = tempfile::tempdir().unwrap();
+    let out = aviary()
+        .args([
+            "run",
+            "suites/cluster.yaml",
+            "--filter",
+            "a-rebooted-member-rejoins",
+            "--reports",
+        ])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let dir = run_dir(reports.path());
+    xsd_valid(&dir.join("junit.xml"));
+    let t = dir.join("cluster/a-rebooted-member-rejoins");
+    let log = std::fs::read_to_string(t.join("steps.log")).unwrap();
+    assert_eq!(log.matches("node-b sees 10.77.0.11").count(), 2, "{log}");
+    // Both machines got a second NIC on the segment's unix socket, and nothing else.
+    for m in ["node-a", "node-b"] {
+        let cmd = std::fs::read_to_string(t.join(m).join("qemu-cmdline.txt")).unwrap();
+        assert!(cmd.contains("dgram,id=net1,local.type=unix"), "{cmd}");
+        assert!(!cmd.contains("tap") && !cmd.contains("bridge"), "{cmd}");
+    }
+    // The segment went with the test: no socket folder, no QEMU.
+    let seg = log
+        .lines()
+        .find_map(|l| l.strip_prefix("cluster segment for node-a, node-b: "))
+        .expect("segment line");
+    assert!(!Path::new(seg).join("switch.sock").exists(), "{seg}");
     assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
 }

@@ -6,6 +6,7 @@ pub mod console;
 pub mod process;
 pub mod qemu;
 pub mod qmp;
+pub mod segment;
 
 use crate::checks;
 use crate::ssh::{banner_ready, Endpoint, Ssh};
@@ -56,6 +57,8 @@ pub struct MachineOpts {
     pub ignition: Option<PathBuf>,
     pub boot_timeout: Duration,
     pub guestfwd: Option<String>,
+    /// The cluster NIC: (`-netdev` value with id `net1`, MAC address).
+    pub cluster_nic: Option<(String, String)>,
 }
 
 /// Timings of one boot, for reports and the benchmark.
@@ -119,6 +122,7 @@ impl Machine {
             ignition: o.ignition,
             fw_cfg_name: o.fw_cfg_name,
             guestfwd: o.guestfwd,
+            cluster_nic: o.cluster_nic,
         };
         Ok(Machine {
             name: o.name,

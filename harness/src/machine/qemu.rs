@@ -22,6 +22,8 @@ pub struct QemuConfig {
     pub fw_cfg_name: String,
     /// An explicit guest→host forward (the update server), e.g. `guestfwd=tcp:10.0.2.100:80-cmd:…`.
     pub guestfwd: Option<String>,
+    /// A second NIC on the test's private segment: (`-netdev` value, MAC address).
+    pub cluster_nic: Option<(String, String)>,
 }
 
 impl QemuConfig {
@@ -71,6 +73,14 @@ impl QemuConfig {
             netdev.push_str(g);
         }
         push(&["-netdev", &netdev, "-device", "virtio-net-pci,netdev=net0"]);
+        if let Some((netdev, mac)) = &self.cluster_nic {
+            push(&[
+                "-netdev",
+                netdev,
+                "-device",
+                &format!("virtio-net-pci,netdev=net1,mac={mac}"),
+            ]);
+        }
         if let Some(ign) = &self.ignition {
             push(&[
                 "-fw_cfg",
@@ -119,6 +129,7 @@ mod tests {
             ignition: Some("/run/t/config.ign".into()),
             fw_cfg_name: "opt/com.coreos/config".into(),
             guestfwd: None,
+            cluster_nic: None,
         }
     }
 
@@ -169,6 +180,29 @@ mod tests {
         assert!(value_of(&c.args(), "-fw_cfg")[0].starts_with("name=opt/org.flatcar-linux/config,"));
         c.ignition = None;
         assert!(value_of(&c.args(), "-fw_cfg").is_empty());
+    }
+
+    #[test]
+    fn a_cluster_nic_is_a_unix_dgram_port_and_the_user_nic_stays_sealed() {
+        let mut c = cfg();
+        c.cluster_nic = Some((
+            "dgram,id=net1,local.type=unix,local.path=/s/a.sock,remote.type=unix,remote.path=/s/switch.sock".into(),
+            "52:54:00:a7:00:01".into(),
+        ));
+        let a = c.args();
+        let n = value_of(&a, "-netdev");
+        assert_eq!(n.len(), 2);
+        assert!(n[0].starts_with("user,id=net0,restrict=on,"), "{}", n[0]);
+        assert!(
+            n[1].starts_with("dgram,id=net1,local.type=unix,"),
+            "{}",
+            n[1]
+        );
+        let d = value_of(&a, "-device");
+        assert!(
+            d.contains(&"virtio-net-pci,netdev=net1,mac=52:54:00:a7:00:01".to_string()),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -136,6 +136,39 @@ async fn body(
         }
     }
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("aviary"));
+    // A test with several machines gets its own private L2 segment (Aviary's switch on unix
+    // datagram sockets); it lives as long as this test's machines.
+    let members: Vec<String> = job
+        .test
+        .machines
+        .iter()
+        .filter(|m| m.cluster.is_some())
+        .map(|m| m.name.clone())
+        .collect();
+    let segment = if members.is_empty() {
+        None
+    } else {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = shared.sock_dir.join(format!("seg{n}"));
+        match crate::machine::segment::Segment::start(&dir, &members) {
+            Ok(s) => {
+                let _ = writeln!(
+                    log,
+                    "cluster segment for {}: {}",
+                    members.join(", "),
+                    dir.display()
+                );
+                Some(s)
+            }
+            Err(e) => {
+                return Outcome::Error {
+                    message: format!("starting the cluster segment in {}: {e}", dir.display()),
+                    detail: e.to_string(),
+                }
+            }
+        }
+    };
     // Boot every machine of the test together.
     for spec in &job.test.machines {
         let img = &job.images[&spec.name];
@@ -152,6 +185,10 @@ async fn body(
             ignition: job.ignition.get(&spec.name).cloned(),
             boot_timeout: shared.boot_timeout(),
             guestfwd: servers.get(&spec.name).map(|s| s.guestfwd(&exe)),
+            cluster_nic: match (&segment, &spec.cluster) {
+                (Some(seg), Some(nic)) => Some((seg.netdev(&spec.name, "net1"), nic.mac.clone())),
+                _ => None,
+            },
         };
         match Machine::create(opts).await {
             Ok(m) => {

@@ -149,6 +149,15 @@ impl Validator<'_> {
         self.err_hint(at, field, message, None);
     }
 
+    fn err_loc(&mut self, loc: Loc, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(LoadError {
+            loc,
+            field: field.into(),
+            message: message.into(),
+            hint: None,
+        });
+    }
+
     fn err_hint<T>(
         &mut self,
         at: &S<T>,
@@ -317,6 +326,7 @@ impl Validator<'_> {
             }
             machines.push(self.machine(name, &m.value, m, &mfield, default_image.clone()));
         }
+        self.cluster(&mut machines, &t.machines, field);
         let declared: BTreeSet<String> = t.machines.value.keys().cloned().collect();
         let timeout = self
             .duration(&t.timeout, &format!("{field}.timeout"))
@@ -350,6 +360,97 @@ impl Validator<'_> {
             timeout,
             checks,
             steps,
+        }
+    }
+
+    /// Links the machines of a test with several machines (or an explicit address) on one
+    /// private segment: default addresses, one subnet, unique addresses, a MAC each, and every
+    /// member's name in every member's /etc/hosts.
+    fn cluster(
+        &mut self,
+        machines: &mut [MachineSpec],
+        at: &S<BTreeMap<String, S<raw::MachineDef>>>,
+        field: &str,
+    ) {
+        if machines.len() < 2 && machines.iter().all(|m| m.cluster.is_none()) {
+            return;
+        }
+        let prefix = machines
+            .iter()
+            .find_map(|m| m.cluster.as_ref().map(|c| c.prefix))
+            .unwrap_or(24);
+        let [a, b, c] = CLUSTER_SUBNET;
+        for (i, m) in machines.iter_mut().enumerate() {
+            let nic = m.cluster.get_or_insert(ClusterNic {
+                address: std::net::Ipv4Addr::new(a, b, c, 11 + i as u8),
+                prefix,
+                mac: String::new(),
+            });
+            nic.mac = format!("52:54:00:a7:00:{:02x}", i + 1);
+        }
+        let net = |n: &ClusterNic| u32::from(n.address) & (u32::MAX << (32 - n.prefix as u32));
+        let first = machines[0].cluster.clone().expect("set above");
+        let mut seen = BTreeMap::new();
+        for m in machines.iter() {
+            let n = m.cluster.as_ref().expect("set above");
+            let mfield = format!("{field}.machines.{}.address", m.name);
+            let raw = &at.value[&m.name];
+            let loc = match &raw.value.address {
+                Some(a) => self.loc(a),
+                None => self.loc(raw),
+            };
+            if n.prefix != first.prefix || net(n) != net(&first) {
+                self.err_loc(
+                    loc.clone(),
+                    &mfield,
+                    format!(
+                        "{}/{} is not in the cluster's subnet {}/{} (one segment, one subnet)",
+                        n.address,
+                        n.prefix,
+                        std::net::Ipv4Addr::from(net(&first)),
+                        first.prefix
+                    ),
+                );
+            }
+            if let Some(other) = seen.insert(n.address, m.name.clone()) {
+                self.err_loc(
+                    loc,
+                    &mfield,
+                    format!("{} is already the address of `{other}`", n.address),
+                );
+            }
+        }
+        let mut hosts =
+            String::from("127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n");
+        for m in machines.iter() {
+            let n = m.cluster.as_ref().expect("set above");
+            let host = m.ignition.hostname.as_deref().unwrap_or(&m.name);
+            if host == m.name {
+                hosts.push_str(&format!("{}\t{}\n", n.address, m.name));
+            } else {
+                hosts.push_str(&format!("{}\t{} {}\n", n.address, host, m.name));
+            }
+        }
+        for m in machines.iter_mut() {
+            let n = m.cluster.clone().expect("set above");
+            let network = format!(
+                "# Aviary: this machine's NIC on the test's private cluster segment.\n[Match]\nMACAddress={}\n\n[Link]\nRequiredForOnline=no\n\n[Network]\nAddress={}/{}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+                n.mac, n.address, n.prefix
+            );
+            for (path, contents) in [
+                ("/etc/systemd/network/10-aviary-cluster.network", network),
+                ("/etc/hosts", hosts.clone()),
+            ] {
+                if !m.ignition.files.iter().any(|f| f.path == path) {
+                    m.ignition.files.push(FileSpec {
+                        path: path.into(),
+                        contents,
+                        mode: 0o644,
+                        user: None,
+                        group: None,
+                    });
+                }
+            }
         }
     }
 
@@ -394,12 +495,24 @@ impl Validator<'_> {
             Some(ig) => self.ignition(ig, &format!("{field}.ignition")),
             None => IgnitionSpec::default(),
         };
+        let cluster = m.address.as_ref().and_then(|a| match parse_cidr(&a.value) {
+            Ok((address, prefix)) => Some(ClusterNic {
+                address,
+                prefix,
+                mac: String::new(),
+            }),
+            Err(e) => {
+                self.err(a, format!("{field}.address"), e);
+                None
+            }
+        });
         MachineSpec {
             name: name.to_string(),
             image,
             memory_mib,
             cpus,
             ignition,
+            cluster,
         }
     }
 
@@ -783,6 +896,29 @@ fn valid_machine_name(s: &str) -> bool {
     (1..=32).contains(&s.len())
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// `A.B.C.D/N` with N in 8..=30 and a host address (neither the network nor broadcast).
+fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let want = "expected an IPv4 address with a prefix length, e.g. 10.77.0.11/24";
+    let (a, p) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}` has no /prefix; {want}"))?;
+    let addr: std::net::Ipv4Addr = a
+        .parse()
+        .map_err(|_| format!("`{a}` is not an IPv4 address; {want}"))?;
+    let prefix: u8 = p
+        .parse()
+        .ok()
+        .filter(|p| (8..=30).contains(p))
+        .ok_or_else(|| format!("prefix `/{p}` is out of range; expected /8../30"))?;
+    let host = u32::from(addr) & !(u32::MAX << (32 - prefix as u32));
+    if host == 0 || host == !(u32::MAX << (32 - prefix as u32)) {
+        return Err(format!(
+            "{s} is the subnet's network or broadcast address; {want}"
+        ));
+    }
+    Ok((addr, prefix))
 }
 
 fn valid_hostname(s: &str) -> bool {

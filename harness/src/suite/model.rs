@@ -83,7 +83,21 @@ pub struct MachineSpec {
     pub memory_mib: u32,
     pub cpus: u32,
     pub ignition: IgnitionSpec,
+    /// Its NIC on the test's private cluster segment (tests with several machines, or an
+    /// explicit `address`).
+    pub cluster: Option<ClusterNic>,
 }
+
+/// A machine's second NIC, on a private L2 segment shared only by the test's machines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNic {
+    pub address: std::net::Ipv4Addr,
+    pub prefix: u8,
+    pub mac: String,
+}
+
+/// The cluster segment's default subnet: machines get .11, .12, … in name order.
+pub const CLUSTER_SUBNET: [u8; 3] = [10, 77, 0];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IgnitionSpec {

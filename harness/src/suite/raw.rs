@@ -67,6 +67,9 @@ pub struct MachineDef {
     pub memory: Option<S<u32>>,
     #[serde(default)]
     pub cpus: Option<S<u32>>,
+    /// Address on the test's private cluster segment, `A.B.C.D/N`.
+    #[serde(default)]
+    pub address: Option<S<String>>,
     #[serde(default)]
     pub ignition: Option<IgnitionDef>,
 }

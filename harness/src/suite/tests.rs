@@ -199,3 +199,86 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn machines_of_one_test_share_a_segment_and_know_each_others_names() {
+    let s = load(
+        r#"
+suite: c
+tests:
+  - name: t
+    machines:
+      b: { address: 10.77.0.42/24 }
+      a: { ignition: { hostname: alpha } }
+      c: {}
+    steps: [ { run: { on: a, cmd: "true" } } ]
+"#,
+    )
+    .unwrap();
+    let m = &s.tests[0].machines;
+    let nic = |i: usize| m[i].cluster.clone().expect("a cluster NIC");
+    assert_eq!(
+        [m[0].name.as_str(), m[1].name.as_str(), m[2].name.as_str()],
+        ["a", "b", "c"]
+    );
+    assert_eq!(nic(0).address.to_string(), "10.77.0.11");
+    assert_eq!(nic(1).address.to_string(), "10.77.0.42");
+    assert_eq!(nic(2).address.to_string(), "10.77.0.13");
+    let macs: std::collections::BTreeSet<String> = (0..3).map(|i| nic(i).mac).collect();
+    assert_eq!(macs.len(), 3);
+    let hosts = m[2]
+        .ignition
+        .files
+        .iter()
+        .find(|f| f.path == "/etc/hosts")
+        .expect("/etc/hosts");
+    assert!(
+        hosts.contents.contains("10.77.0.11\talpha a\n"),
+        "{}",
+        hosts.contents
+    );
+    assert!(
+        hosts.contents.contains("10.77.0.42\tb\n"),
+        "{}",
+        hosts.contents
+    );
+    assert!(hosts.contents.starts_with("127.0.0.1\tlocalhost\n"));
+    let net = m[1]
+        .ignition
+        .files
+        .iter()
+        .find(|f| f.path == "/etc/systemd/network/10-aviary-cluster.network")
+        .expect("networkd file");
+    assert!(net.contents.contains(&format!("MACAddress={}", nic(1).mac)));
+    assert!(net.contents.contains("Address=10.77.0.42/24"));
+}
+
+#[test]
+fn a_single_machine_has_no_segment() {
+    let s = load(GOOD).unwrap();
+    assert!(s.tests[0].machines.iter().all(|m| m.cluster.is_none()));
+}
+
+#[test]
+fn cluster_addresses_are_checked() {
+    let t = |a: &str, b: &str| {
+        format!(
+            "suite: c\ntests:\n  - name: t\n    machines:\n      a: {{ address: {a} }}\n      b: {{ address: {b} }}\n    steps: [ {{ run: {{ on: a, cmd: \"true\" }} }} ]\n"
+        )
+    };
+    let e = one_error(&t("10.77.0.11/24", "10.78.0.12/24"));
+    assert_eq!(e.field, "tests[0].machines.b.address");
+    assert!(
+        e.message
+            .contains("not in the cluster's subnet 10.77.0.0/24"),
+        "{e}"
+    );
+    assert_eq!((e.loc.line, e.loc.column), (6, 21));
+    let e = one_error(&t("10.77.0.11/24", "10.77.0.11/24"));
+    assert!(e.message.contains("already the address of `a`"), "{e}");
+    let e = one_error(&t("10.77.0.11", "10.77.0.12/24"));
+    assert_eq!(e.field, "tests[0].machines.a.address");
+    assert!(e.message.contains("has no /prefix"), "{e}");
+    let e = one_error(&t("10.77.0.0/24", "10.77.0.12/24"));
+    assert!(e.message.contains("network or broadcast"), "{e}");
+}
