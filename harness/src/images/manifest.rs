@@ -161,7 +161,15 @@ impl Manifest {
         })?;
         let tmp = path.with_extension("yaml.tmp");
         let write = || -> std::io::Result<()> {
-            std::fs::write(&tmp, format!("{HEADER}{body}"))?;
+            // Keep the file's own leading comment (a fixture says what it is for).
+            let kept: String = std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .take_while(|l| l.starts_with('#'))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let header = if kept.is_empty() { HEADER } else { &kept };
+            std::fs::write(&tmp, format!("{header}{body}"))?;
             std::fs::rename(&tmp, path)
         };
         write().map_err(|source| ManifestError::Write {
@@ -204,6 +212,15 @@ mod tests {
         m.save(&p).unwrap();
         assert_eq!(Manifest::load(&p).unwrap(), m);
         assert!(!p.with_extension("yaml.tmp").exists());
+        assert!(std::fs::read_to_string(&p).unwrap().starts_with(HEADER));
+        // A manifest's own leading comment survives a save.
+        std::fs::write(&p, format!("# a seeded bad candidate\n# (fixture)\n{GOOD}")).unwrap();
+        m.save(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.starts_with("# a seeded bad candidate\n# (fixture)\nignition_fw_cfg"),
+            "{text}"
+        );
     }
 
     #[test]
