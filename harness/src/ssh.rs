@@ -79,7 +79,10 @@ impl Ssh {
         if !sess.authenticated() {
             bail!("SSH login as `{}` was refused", endpoint.user);
         }
-        sess.set_keepalive(true, 10);
+        // No libssh2 keepalive: it is only sent from inside blocking waits, and when one falls
+        // due there libssh2 ends the wait with a timeout error, so a command that is quiet for
+        // longer than the interval (a download) failed after a few seconds. Every call here
+        // has its own deadline instead.
         Ok(Ssh {
             sess: Arc::new(Mutex::new(sess)),
             endpoint,
@@ -105,13 +108,6 @@ impl Ssh {
             match ch.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => stdout.extend_from_slice(&buf[..n]),
-                // libssh2 also reports a timeout when its wait for data ends because a
-                // keepalive is due (every 10 s): a quiet command is not a timed-out one.
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::TimedOut && started.elapsed() < timeout =>
-                {
-                    continue
-                }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     bail!("command timed out after {:.0?}: {cmd}", started.elapsed())
                 }

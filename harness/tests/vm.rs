@@ -71,6 +71,36 @@ fn xsd_valid(junit: &Path) {
     );
 }
 
+/// One `aviary run ARGS… --reports <fresh folder>`, optionally under another manifest. Every
+/// run's junit.xml must validate, and no process of the run may outlive it.
+struct Run {
+    code: Option<i32>,
+    stderr: String,
+    dir: PathBuf,
+    /// Keeps the reports folder until the test is done with it.
+    _reports: tempfile::TempDir,
+}
+
+fn run_suite(args: &[&str], manifest: Option<&str>) -> Run {
+    let reports = tempfile::tempdir().unwrap();
+    let mut c = aviary();
+    c.arg("run").args(args).arg("--reports").arg(reports.path());
+    if let Some(m) = manifest {
+        c.env("AVIARY_MANIFEST", m);
+    }
+    let out = c.output().unwrap();
+    let dir = run_dir(reports.path());
+    xsd_valid(&dir.join("junit.xml"));
+    let left = processes_mentioning(&reports.path().to_string_lossy());
+    assert!(left.is_empty(), "left behind: {left:?}");
+    Run {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        dir,
+        _reports: reports,
+    }
+}
+
 fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
@@ -79,17 +109,10 @@ fn summary(dir: &Path) -> serde_json::Value {
 fn provisioning_suite_passes_on_stable_and_leaves_nothing_behind() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (disk, before) = base_image();
-    let reports = tempfile::tempdir().unwrap();
-    let out = aviary()
-        .args(["run", "suites/provisioning.yaml", "--reports"])
-        .arg(reports.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    let dir = run_dir(reports.path());
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    xsd_valid(&dir.join("junit.xml"));
-    let s = summary(&dir);
+    let r = run_suite(&["suites/provisioning.yaml"], None);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let dir = &r.dir;
+    let s = summary(dir);
     assert_eq!(s["counts"]["passed"], 9, "{s}");
     assert_eq!(s["counts"]["failed"], 0, "{s}");
     let accel = s["run"]["accel"]["accel"].as_str().unwrap_or("");
@@ -115,7 +138,6 @@ fn provisioning_suite_passes_on_stable_and_leaves_nothing_behind() {
     let copied = dir.join("provisioning/core-user-key-logs-in/os-release.txt");
     let text = std::fs::read_to_string(&copied).unwrap();
     assert!(text.contains("ID=aviary"), "{text}");
-    assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
     assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
 }
 
@@ -123,17 +145,9 @@ fn provisioning_suite_passes_on_stable_and_leaves_nothing_behind() {
 fn a_failed_expectation_says_expected_and_seen() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     base_image();
-    let reports = tempfile::tempdir().unwrap();
-    let out = aviary()
-        .args(["run", "fixtures/suites/failing.yaml", "--reports"])
-        .arg(reports.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    let dir = run_dir(reports.path());
-    xsd_valid(&dir.join("junit.xml"));
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let r = run_suite(&["fixtures/suites/failing.yaml"], None);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let junit = std::fs::read_to_string(r.dir.join("junit.xml")).unwrap();
     assert!(
         junit.contains("stdout does not match /^not-this-host$/"),
         "{junit}"
@@ -143,7 +157,6 @@ fn a_failed_expectation_says_expected_and_seen() {
         junit.contains("fixtures/suites/failing.yaml:11:"),
         "{junit}"
     );
-    assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
 }
 
 #[test]
@@ -221,23 +234,17 @@ fn ab_update_boots_the_new_slot_and_a_kernel_panic_falls_back() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     build_images(None, &["stable", "beta"]);
     let (disk, before) = base_image();
-    let reports = tempfile::tempdir().unwrap();
-    let out = aviary()
-        .args([
-            "run",
+    let r = run_suite(
+        &[
             "suites/upgrade-rollback.yaml",
             "--filter",
             "{stable-to-beta,stable-to-beta-kernel-panic-falls-back}",
-            "--reports",
-        ])
-        .arg(reports.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    let dir = run_dir(reports.path());
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    xsd_valid(&dir.join("junit.xml"));
-    let s = summary(&dir);
+        ],
+        None,
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let dir = &r.dir;
+    let s = summary(dir);
     assert_eq!(s["counts"]["passed"], 2, "{s}");
     // The update went through the update server: the guest asked and downloaded.
     let log = |t: &str| {
@@ -264,7 +271,6 @@ fn ab_update_boots_the_new_slot_and_a_kernel_panic_falls_back() {
         console[p..].contains("aviary: booting slot A"),
         "no fallback"
     );
-    assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
     assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
 }
 
@@ -273,54 +279,34 @@ fn a_candidate_that_is_never_marked_good_fails_the_upgrade_suite() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let manifest = "fixtures/broken-candidate/channels.yaml";
     build_images(Some(manifest), &["stable", "beta"]);
-    let reports = tempfile::tempdir().unwrap();
-    let out = aviary()
-        .env("AVIARY_MANIFEST", manifest)
-        .args([
-            "run",
-            "suites/upgrade-rollback.yaml",
-            "--filter",
-            "stable-to-beta",
-            "--reports",
-        ])
-        .arg(reports.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    let dir = run_dir(reports.path());
-    xsd_valid(&dir.join("junit.xml"));
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let r = run_suite(
+        &["suites/upgrade-rollback.yaml", "--filter", "stable-to-beta"],
+        Some(manifest),
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let junit = std::fs::read_to_string(r.dir.join("junit.xml")).unwrap();
     assert!(junit.contains("name=\"stable-to-beta\""), "{junit}");
     assert!(junit.contains("mark-good.service"), "{junit}");
     assert!(
         junit.contains("variant health-always-fails"),
         "the failure should quote the failed health check: {junit}"
     );
-    assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
 }
 
 #[test]
 fn cluster_members_reach_each_other_on_their_private_segment_and_leave_nothing_behind() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     base_image();
-    let reports = tempfile::tempdir().unwrap();
-    let out = aviary()
-        .args([
-            "run",
+    let r = run_suite(
+        &[
             "suites/cluster.yaml",
             "--filter",
             "a-rebooted-member-rejoins",
-            "--reports",
-        ])
-        .arg(reports.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    let dir = run_dir(reports.path());
-    xsd_valid(&dir.join("junit.xml"));
-    let t = dir.join("cluster/a-rebooted-member-rejoins");
+        ],
+        None,
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let t = r.dir.join("cluster/a-rebooted-member-rejoins");
     let log = std::fs::read_to_string(t.join("steps.log")).unwrap();
     assert_eq!(log.matches("node-b sees 10.77.0.11").count(), 2, "{log}");
     // Both machines got a second NIC on the segment's unix socket, and nothing else.
@@ -335,5 +321,4 @@ fn cluster_members_reach_each_other_on_their_private_segment_and_leave_nothing_b
         .find_map(|l| l.strip_prefix("cluster segment for node-a, node-b: "))
         .expect("segment line");
     assert!(!Path::new(seg).join("switch.sock").exists(), "{seg}");
-    assert!(processes_mentioning(&reports.path().to_string_lossy()).is_empty());
 }

@@ -226,31 +226,20 @@ tests:
     assert_eq!(nic(2).address.to_string(), "10.77.0.13");
     let macs: std::collections::BTreeSet<String> = (0..3).map(|i| nic(i).mac).collect();
     assert_eq!(macs.len(), 3);
-    let hosts = m[2]
-        .ignition
-        .files
-        .iter()
-        .find(|f| f.path == "/etc/hosts")
-        .expect("/etc/hosts");
-    assert!(
-        hosts.contents.contains("10.77.0.11\talpha a\n"),
-        "{}",
-        hosts.contents
-    );
-    assert!(
-        hosts.contents.contains("10.77.0.42\tb\n"),
-        "{}",
-        hosts.contents
-    );
-    assert!(hosts.contents.starts_with("127.0.0.1\tlocalhost\n"));
-    let net = m[1]
-        .ignition
-        .files
-        .iter()
-        .find(|f| f.path == "/etc/systemd/network/10-aviary-cluster.network")
-        .expect("networkd file");
-    assert!(net.contents.contains(&format!("MACAddress={}", nic(1).mac)));
-    assert!(net.contents.contains("Address=10.77.0.42/24"));
+    // The Ignition file a machine gets at `path`.
+    let file = |i: usize, path: &str| -> String {
+        let f = m[i].ignition.files.iter().find(|f| f.path == path);
+        f.unwrap_or_else(|| panic!("{path} missing"))
+            .contents
+            .clone()
+    };
+    let hosts = file(2, "/etc/hosts");
+    assert!(hosts.contains("10.77.0.11\talpha a\n"), "{hosts}");
+    assert!(hosts.contains("10.77.0.42\tb\n"), "{hosts}");
+    assert!(hosts.starts_with("127.0.0.1\tlocalhost\n"));
+    let net = file(1, "/etc/systemd/network/10-aviary-cluster.network");
+    assert!(net.contains(&format!("MACAddress={}", nic(1).mac)));
+    assert!(net.contains("Address=10.77.0.42/24"));
 }
 
 #[test]
