@@ -43,9 +43,11 @@ pub enum Command {
 pub struct SelectArgs {
     /// Suite files; default: every .yaml in suites/.
     pub suites: Vec<PathBuf>,
-    /// Boot every machine from this image instead: a channel (stable, beta, alpha) or a .qcow2 path.
+    /// Boot every machine from this image instead: a channel (stable, beta, alpha) or a .qcow2
+    /// path; `MACHINE=IMAGE` boots only the machines of that name from it (a canary in a
+    /// cluster: `--image stable --image node-c=beta`). Repeatable; named ones win.
     #[arg(long)]
-    pub image: Option<String>,
+    pub image: Vec<String>,
     /// Only tests whose `suite::test` or `test` name matches this glob.
     #[arg(long)]
     pub filter: Option<String>,

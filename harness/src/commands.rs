@@ -80,22 +80,7 @@ fn select(suites: &[Suite], sel: &SelectArgs, images: &Images) -> Result<Vec<Tes
         ),
         None => None,
     };
-    let override_image = match &sel.image {
-        None => None,
-        Some(i) if i.contains('/') || i.ends_with(".qcow2") => {
-            Some(ImageRef::Path(PathBuf::from(i)))
-        }
-        Some(c) => {
-            if !images.manifest.channels.contains_key(c) {
-                return Err(BadInput(format!(
-                    "--image `{c}`: unknown channel; known: {} (or give a .qcow2 path)",
-                    images.manifest.channel_names().join(", ")
-                ))
-                .into());
-            }
-            Some(ImageRef::Channel(c.clone()))
-        }
-    };
+    let overrides = image_overrides(&sel.image, &images.manifest.channel_names())?;
     let mut tests = Vec::new();
     for s in suites {
         for t in &s.tests {
@@ -106,8 +91,8 @@ fn select(suites: &[Suite], sel: &SelectArgs, images: &Images) -> Result<Vec<Tes
                 }
             }
             let mut t = t.clone();
-            if let Some(img) = &override_image {
-                for m in &mut t.machines {
+            for m in &mut t.machines {
+                if let Some(img) = overrides.image_for(&m.name) {
                     m.image = img.clone();
                 }
             }
@@ -117,7 +102,56 @@ fn select(suites: &[Suite], sel: &SelectArgs, images: &Images) -> Result<Vec<Tes
     if tests.is_empty() {
         return Err(BadInput("no test matches the selection".into()).into());
     }
+    for name in overrides.per_machine.keys() {
+        if !tests
+            .iter()
+            .any(|t| t.machines.iter().any(|m| &m.name == name))
+        {
+            return Err(BadInput(format!(
+                "--image {name}=…: no selected test has a machine named `{name}`"
+            ))
+            .into());
+        }
+    }
     Ok(tests)
+}
+
+/// `--image` values: one for every machine and/or `MACHINE=IMAGE` for machines of that name.
+#[derive(Debug, Default, PartialEq)]
+struct ImageOverrides {
+    all: Option<ImageRef>,
+    per_machine: std::collections::BTreeMap<String, ImageRef>,
+}
+
+impl ImageOverrides {
+    fn image_for(&self, machine: &str) -> Option<&ImageRef> {
+        self.per_machine.get(machine).or(self.all.as_ref())
+    }
+}
+
+fn image_overrides(args: &[String], channels: &[String]) -> Result<ImageOverrides, BadInput> {
+    let image = |arg: &str, i: &str| {
+        if i.contains('/') || i.ends_with(".qcow2") {
+            Ok(ImageRef::Path(PathBuf::from(i)))
+        } else if channels.iter().any(|c| c == i) {
+            Ok(ImageRef::Channel(i.to_string()))
+        } else {
+            Err(BadInput(format!(
+                "--image `{arg}`: unknown channel `{i}`; known: {} (or give a .qcow2 path)",
+                channels.join(", ")
+            )))
+        }
+    };
+    let mut out = ImageOverrides::default();
+    for arg in args {
+        match arg.split_once('=') {
+            Some((m, i)) if !m.is_empty() && !m.contains('/') => {
+                out.per_machine.insert(m.to_string(), image(arg, i)?);
+            }
+            _ => out.all = Some(image(arg, arg)?),
+        }
+    }
+    Ok(out)
 }
 
 fn cmd_list(sel: SelectArgs) -> Result<i32> {
@@ -388,4 +422,50 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
         let _ = std::fs::remove_dir_all(&key_dir);
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channels() -> Vec<String> {
+        ["alpha", "beta", "stable"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn image_overrides_for_all_and_named_machines() {
+        let args = ["stable", "node-c=beta", "node-d=/tmp/x.qcow2"].map(String::from);
+        let o = image_overrides(&args, &channels()).unwrap();
+        assert_eq!(
+            o.image_for("node-a"),
+            Some(&ImageRef::Channel("stable".into()))
+        );
+        assert_eq!(
+            o.image_for("node-c"),
+            Some(&ImageRef::Channel("beta".into()))
+        );
+        assert_eq!(
+            o.image_for("node-d"),
+            Some(&ImageRef::Path(PathBuf::from("/tmp/x.qcow2")))
+        );
+        let named_only = image_overrides(&["node-c=alpha".to_string()], &channels()).unwrap();
+        assert_eq!(named_only.image_for("node-a"), None);
+        assert_eq!(
+            named_only.image_for("node-c"),
+            Some(&ImageRef::Channel("alpha".into()))
+        );
+    }
+
+    #[test]
+    fn image_overrides_reject_unknown_channels() {
+        let e = image_overrides(&["node-c=gamma".to_string()], &channels()).unwrap_err();
+        assert!(
+            e.0.contains("--image `node-c=gamma`: unknown channel `gamma`"),
+            "{}",
+            e.0
+        );
+        assert!(e.0.contains("alpha, beta, stable"), "{}", e.0);
+        let e = image_overrides(&["gamma".to_string()], &channels()).unwrap_err();
+        assert!(e.0.contains("unknown channel `gamma`"), "{}", e.0);
+    }
 }

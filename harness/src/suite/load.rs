@@ -552,9 +552,13 @@ impl Validator<'_> {
                     }
                 },
             };
+            let given = Some(&f.value.contents).filter(|c| !c.is_empty());
+            let contents = self
+                .contents_or_host_file(given, f.value.from_host.as_ref(), &ff)
+                .unwrap_or_default();
             files.push(FileSpec {
                 path: f.value.path.value.clone(),
-                contents: f.value.contents.clone(),
+                contents,
                 mode,
                 user: f.value.user.clone(),
                 group: f.value.group.clone(),
@@ -578,12 +582,17 @@ impl Validator<'_> {
                     ),
                 );
             }
-            if u.value.contents.is_none() && u.value.enabled.is_none() && u.value.mask.is_none() {
-                self.err(u, &uf, "a unit needs contents, enabled or mask");
+            let contents = self.contents_or_host_file(
+                u.value.contents.as_ref(),
+                u.value.from_host.as_ref(),
+                &uf,
+            );
+            if contents.is_none() && u.value.enabled.is_none() && u.value.mask.is_none() {
+                self.err(u, &uf, "a unit needs contents, from_host, enabled or mask");
             }
             units.push(UnitSpec {
                 name: name.value.clone(),
-                contents: u.value.contents.clone(),
+                contents,
                 enabled: u.value.enabled,
                 mask: u.value.mask,
             });
@@ -592,6 +601,33 @@ impl Validator<'_> {
             hostname: ig.hostname.as_ref().map(|h| h.value.clone()),
             files,
             units,
+        }
+    }
+
+    /// A file's or unit's text: given inline, or read from `from_host` (relative to the suite's
+    /// folder); both at once is an error.
+    fn contents_or_host_file(
+        &mut self,
+        given: Option<&String>,
+        from_host: Option<&S<String>>,
+        field: &str,
+    ) -> Option<String> {
+        let Some(h) = from_host else {
+            return given.cloned();
+        };
+        let f = format!("{field}.from_host");
+        if given.is_some() {
+            self.err(h, f, "expected either contents or from_host, not both");
+            return None;
+        }
+        let p = self.dir.join(&h.value);
+        match std::fs::read_to_string(&p) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                let msg = format!("cannot read host file `{}` as text: {e}", p.display());
+                self.err(h, f, msg);
+                None
+            }
         }
     }
 

@@ -91,6 +91,9 @@ pub struct FileDef {
     pub path: S<String>,
     #[serde(default)]
     pub contents: String,
+    /// A file next to the suite (relative to its folder) whose text becomes `contents`.
+    #[serde(default)]
+    pub from_host: Option<S<String>>,
     /// Octal, as a string: "0644".
     #[serde(default)]
     pub mode: Option<S<String>>,
@@ -106,6 +109,9 @@ pub struct UnitDef {
     pub name: S<String>,
     #[serde(default)]
     pub contents: Option<String>,
+    /// A unit file next to the suite (relative to its folder) whose text becomes `contents`.
+    #[serde(default)]
+    pub from_host: Option<S<String>>,
     #[serde(default)]
     pub enabled: Option<bool>,
     #[serde(default)]

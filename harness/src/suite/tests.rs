@@ -178,6 +178,60 @@ fn every_shipped_suite_loads() {
     assert!(n >= 1, "no suites found in {}", dir.display());
 }
 
+#[test]
+fn ignition_files_can_come_from_host_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("member.sh"), "#!/bin/sh\necho member\n").unwrap();
+    let suite = |file: &str| {
+        format!(
+            "suite: s\ntests:\n  - name: t\n    machines:\n      node:\n        ignition:\n          files:\n            - {file}\n    steps:\n      - reboot: node\n"
+        )
+    };
+    let path = dir.path().join("s.yaml");
+    let s = load_str(
+        &path,
+        &suite("{ path: /etc/m, from_host: member.sh, mode: \"0755\" }"),
+        &ctx(),
+    )
+    .unwrap();
+    let f = &s.tests[0].machines[0].ignition.files[0];
+    assert_eq!(
+        (f.contents.as_str(), f.mode),
+        ("#!/bin/sh\necho member\n", 0o755)
+    );
+
+    let errs = load_str(
+        &path,
+        &suite("{ path: /etc/m, from_host: nope.sh }"),
+        &ctx(),
+    )
+    .unwrap_err()
+    .0;
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(
+        errs[0].field,
+        "tests[0].machines.node.ignition.files[0].from_host"
+    );
+    assert!(
+        errs[0].message.contains("nope.sh") && errs[0].loc.line == 8,
+        "{}",
+        errs[0]
+    );
+
+    let errs = load_str(
+        &path,
+        &suite("{ path: /etc/m, contents: x, from_host: member.sh }"),
+        &ctx(),
+    )
+    .unwrap_err()
+    .0;
+    assert!(
+        errs[0].message.contains("either contents or from_host"),
+        "{}",
+        errs[0]
+    );
+}
+
 mod fuzz {
     use super::*;
     use proptest::prelude::*;
