@@ -99,7 +99,7 @@ RAUC_COMPATIBLE=$(sed -n 's/^compatible=//p' "$RECIPE/rootfs/etc/rauc/system.con
 # --- disk layout (512-byte sectors, 1 MiB aligned) -----------------------------
 MiB=2048   # sectors
 P_NAME=(""  BIOS-BOOT BOOT    ROOT-A  ROOT-B  STATE)
-P_SIZE=(0   2         64      1200    1200    128)   # MiB
+P_SIZE=(0   2         64      1800    1800    1024)  # MiB
 P_TYPE=(""  EF02      8300    8300    8300    8300)
 P_FS=(""    none      ext2    ext4    none    ext4)
 declare -a P_FIRST P_LAST
@@ -253,10 +253,16 @@ mkfs_at() {  # PARTNO TYPE LABEL SRCDIR [extra mke2fs args...]
         -E "offset=$((P_FIRST[i] * 512))" "$@" "$RAW" "$blocks" \
         || die "mke2fs failed for ${P_NAME[i]} (does the tree fit in ${P_SIZE[i]} MiB?)"
 }
-mkdir -p "$WORK/empty"
+# STATE is shared by both slots, as Flatcar's ROOT partition: RAUC's data, and what
+# containers and cluster members keep across updates (bind-mounted over /var/lib/docker,
+# /var/lib/containerd and /var/lib/etcd by the image's fstab).
+install -d -m 0755 "$WORK/state/lib" "$WORK/state/lib/docker" "$WORK/state/lib/containerd"
+etcd_ids=$(awk -F: '$1 == "etcd" { print $3 ":" $4 }' "$ROOT/etc/passwd")
+[ -n "$etcd_ids" ] || die "the root filesystem has no etcd user (etcd-server not installed?)"
+install -d -m 0700 -o "${etcd_ids%:*}" -g "${etcd_ids#*:}" "$WORK/state/lib/etcd"
 mkfs_at 2 ext2 BOOT "$BOOT"
 mkfs_at 3 ext4 ROOT "$ROOT"
-mkfs_at 5 ext4 STATE "$WORK/empty"
+mkfs_at 5 ext4 STATE "$WORK/state"
 # ROOT-B (4) stays zeroed: a later A/B update fills it.
 
 # --- 4. GRUB (BIOS): core.img in BIOS-BOOT, boot.img in the MBR -------------------
