@@ -69,7 +69,7 @@ fi
 
 # --- environment checks -------------------------------------------------------
 [ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap --mode=root keeps file owners for mke2fs -d)"
-for tool in mmdebstrap sgdisk mke2fs e2fsck resize2fs dumpe2fs fakeroot grub-mkimage grub-editenv \
+for tool in mmdebstrap sgdisk mke2fs e2fsck resize2fs dumpe2fs grub-mkimage grub-editenv \
     qemu-img dd truncate tar openssl rauc mksquashfs flock sha256sum; do
     command -v "$tool" > /dev/null || die "missing tool: $tool"
 done
@@ -249,7 +249,9 @@ mkfs_at() {  # PARTNO TYPE LABEL SRCDIR [extra mke2fs args...]
     local i=$1 type=$2 label=$3 src=$4; shift 4
     local blocks=$(( (P_LAST[i] - P_FIRST[i] + 1) / 8 ))   # 4 KiB blocks
     log "mke2fs $type '$label' on partition $i (${P_NAME[i]}, ${P_SIZE[i]} MiB)"
-    fakeroot mke2fs -q -F -t "$type" -b 4096 -L "$label" -d "$src" \
+    # As root, not under fakeroot: mke2fs -d copies the tree's owners (under fakeroot every
+    # file became root:root: /etc/shadow lost group shadow, /var/lib/etcd its owner etcd).
+    mke2fs -q -F -t "$type" -b 4096 -L "$label" -d "$src" \
         -E "offset=$((P_FIRST[i] * 512))" "$@" "$RAW" "$blocks" \
         || die "mke2fs failed for ${P_NAME[i]} (does the tree fit in ${P_SIZE[i]} MiB?)"
 }

@@ -89,8 +89,9 @@ in_root systemctl enable docker.socket
 # not used here and compiling them took 8-24 s of every boot under TCG.
 in_root systemctl mask apparmor.service
 # Mount points for the STATE bind mounts (fstab).
+# (etcd-server made /var/lib/etcd, owned by etcd; `install -d` would make it root's.)
 install -d -m 0755 "$root/var/lib/docker" "$root/var/lib/containerd"
-install -d -m 0700 "$root/var/lib/etcd"
+[ -d "$root/var/lib/etcd" ] || die "etcd-server made no /var/lib/etcd"
 # CNI plugins where runtimes look for them (Debian installs them in /usr/lib/cni).
 install -d -m 0755 "$root/opt/cni" "$root/etc/cni/net.d"
 ln -sfn /usr/lib/cni "$root/opt/cni/bin"

@@ -173,14 +173,23 @@ impl Images {
         Ok(Some((dir, r)))
     }
 
+    /// The cached build for the current recipe (recorded in the manifest), unless `force`.
+    fn cached(&mut self, channel: &str, force: bool) -> Result<Option<BuiltRecord>> {
+        if force {
+            return Ok(None);
+        }
+        let Some((_, rec)) = self.built(channel)? else {
+            return Ok(None);
+        };
+        tracing::info!(channel, sha256 = %rec.sha256, "image is cached for this recipe");
+        self.record(channel, &rec)?;
+        Ok(Some(rec))
+    }
+
     /// Builds a channel's image unless the cache holds one for the current recipe.
     pub fn build(&mut self, channel: &str, force: bool) -> Result<BuiltRecord> {
-        if !force {
-            if let Some((_, rec)) = self.built(channel)? {
-                tracing::info!(channel, sha256 = %rec.sha256, "image is cached for this recipe");
-                self.record(channel, &rec)?;
-                return Ok(rec);
-            }
+        if let Some(rec) = self.cached(channel, force)? {
+            return Ok(rec);
         }
         let r = self.release(channel)?.clone();
         let dir = self.image_dir(channel)?;
@@ -188,6 +197,10 @@ impl Images {
         std::fs::create_dir_all(&images_dir)
             .with_context(|| format!("creating cache {}", images_dir.display()))?;
         let _lock = FileLock::take(&images_dir.join(".build.lock"))?;
+        // Another process may have built it while this one waited for the lock.
+        if let Some(rec) = self.cached(channel, force)? {
+            return Ok(rec);
+        }
         let tmp = tempfile::Builder::new()
             .prefix(".build-")
             .tempdir_in(&images_dir)?;
