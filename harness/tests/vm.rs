@@ -322,3 +322,38 @@ fn cluster_members_reach_each_other_on_their_private_segment_and_leave_nothing_b
         .expect("segment line");
     assert!(!Path::new(seg).join("switch.sock").exists(), "{seg}");
 }
+
+#[test]
+fn a_candidate_without_vxlan_fails_the_overlay_but_not_host_gw_routing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let manifest = "fixtures/no-vxlan-candidate/channels.yaml";
+    build_images(Some(manifest), &["beta"]);
+    let r = run_suite(
+        &[
+            "suites/kubernetes-networking.yaml",
+            "--filter",
+            "pods-over-*",
+            "--image",
+            "beta",
+        ],
+        Some(manifest),
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let s = summary(&r.dir);
+    let status = |name: &str| {
+        s["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no test {name} in {s}"))["outcome"]["status"]
+            .clone()
+    };
+    assert_eq!(status("pods-over-host-gw-routes"), "passed", "{s}");
+    assert_eq!(status("pods-over-a-vxlan-overlay"), "failed", "{s}");
+    let junit = std::fs::read_to_string(r.dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("this kernel cannot make a VXLAN device"),
+        "the overlay failure should say why: {junit}"
+    );
+}
