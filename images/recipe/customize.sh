@@ -138,7 +138,7 @@ fi
 manifest=/usr/lib/aviary/image-etc.manifest
 (
     cd "$root"
-    find etc/aviary etc/sudoers.d etc/systemd/system -mindepth 1 \( -type f -o -type l \) -print0 \
+    find etc/aviary etc/sudoers.d etc/systemd/system etc/systemd/network -mindepth 1 \( -type f -o -type l \) -print0 \
         | LC_ALL=C sort -z | while IFS= read -r -d '' p; do
             if [ -L "$p" ]; then
                 printf '/%s\tl %s\n' "$p" "$(readlink "$p")"
@@ -147,7 +147,7 @@ manifest=/usr/lib/aviary/image-etc.manifest
             fi
         done
 ) > "$root$manifest"
-log "image manifest: $(wc -l < "$root$manifest") files under /etc/{aviary,sudoers.d,systemd/system}"
+log "image manifest: $(wc -l < "$root$manifest") files under /etc/{aviary,sudoers.d,systemd/system,systemd/network}"
 
 # --- clean up ---------------------------------------------------------------
 # (build.sh has already synced the .debs out to its cache.)
