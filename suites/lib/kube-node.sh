@@ -42,6 +42,7 @@ cmd_init() {
 JSON
     sysctl -qw net.ipv4.ip_forward=1
     systemctl start containerd
+    gunzip -kf /var/tmp/busybox.tar.gz
     ctr images import --all-platforms /var/tmp/busybox.tar > /dev/null
     local images; images=$(ctr images ls -q)
     grep -qx "$IMAGE" <<< "$images" || die "image $IMAGE not imported (containerd has: $images)"
