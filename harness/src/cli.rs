@@ -34,6 +34,9 @@ pub enum Command {
     },
     /// Decide (and cache) the accelerator: a real tiny boot under KVM, else TCG.
     Probe,
+    /// Decide whether a release may move to the next channel, from runs' reports.
+    /// Exit codes: 0 promote, 1 hold, 2 bad input.
+    Gate(GateArgs),
     /// Internal: QEMU's guestfwd runs this per guest connection to reach the update server.
     #[command(hide = true)]
     GuestfwdProxy { addr: String },
@@ -69,6 +72,34 @@ pub struct RunArgs {
     /// Where run folders go (default: reports/ in the workspace).
     #[arg(long)]
     pub reports: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The promotion policy (default: images/promotion.yaml in the workspace).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// The channel the release is in now.
+    #[arg(long)]
+    pub from: String,
+    /// The channel it would move to.
+    #[arg(long)]
+    pub to: String,
+    /// The release (version) being judged: must be the `from` channel's in channels.yaml.
+    #[arg(long)]
+    pub release: String,
+    /// Where verdict.json goes (default: verdict.json in the current folder).
+    #[arg(long, default_value = "verdict.json")]
+    pub verdict: PathBuf,
+    /// On a promote verdict, rewrite channels.yaml (atomically) and append to promotions.log.
+    #[arg(long)]
+    pub promote: bool,
+    /// Evaluate as of this time (RFC 3339 UTC) instead of now: soak times and expiry dates.
+    #[arg(long, hide = true)]
+    pub now: Option<String>,
+    /// Run folders (reports/<run-id>/, or their summary.json): shards, CI machines, reruns.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,6 +26,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::List(sel) => cmd_list(sel),
         Command::Images { command } => cmd_images(command),
         Command::Probe => cmd_probe(),
+        Command::Gate(args) => cmd_gate(args),
         Command::GuestfwdProxy { addr } => {
             crate::update_server::proxy(&addr)?;
             Ok(EXIT_PASS)
@@ -239,29 +240,54 @@ fn cmd_probe() -> Result<i32> {
     Ok(EXIT_PASS)
 }
 
-/// UTC timestamp for run ids, without a date crate.
-fn utc_stamp() -> (String, String) {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (H. Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (hh, mm, ss) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    (
-        format!("{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}"),
-        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z"),
-    )
+fn cmd_gate(a: GateArgs) -> Result<i32> {
+    let ws = Workspace::discover();
+    let now = match &a.now {
+        Some(t) => crate::clock::parse_timestamp(t).map_err(|m| BadInput(format!("--now: {m}")))?,
+        None => crate::clock::now_secs(),
+    };
+    let manifest = ws.manifest_path();
+    let req = crate::gate::GateRequest {
+        policy: a
+            .policy
+            .clone()
+            .unwrap_or_else(|| ws.root.join("images/promotion.yaml")),
+        manifest: manifest.clone(),
+        suites_dir: ws.root.join("suites"),
+        from: a.from.clone(),
+        to: a.to.clone(),
+        release: a.release.clone(),
+        reports: a.reports.clone(),
+        now,
+    };
+    let verdict = crate::gate::evaluate_request(&req)?;
+    print!("{}", verdict.render());
+    let sha = verdict.write(&a.verdict)?;
+    println!("verdict.json: {} (sha256 {sha})", a.verdict.display());
+    match verdict.verdict {
+        crate::gate::Decision::Hold => {
+            if a.promote {
+                println!("not promoted: the verdict is hold");
+            }
+            Ok(EXIT_FAILURES)
+        }
+        crate::gate::Decision::Promote => {
+            if a.promote {
+                let p = crate::gate::promote::promote(
+                    &manifest, &a.from, &a.to, &a.release, &sha, now,
+                )?;
+                println!(
+                    "promoted: {} now lists {} {} (same image); {}: {}",
+                    manifest.display(),
+                    a.to,
+                    a.release,
+                    p.log.display(),
+                    p.line
+                );
+            }
+            Ok(EXIT_PASS)
+        }
+    }
 }
 
 fn random_u64() -> u64 {
@@ -309,7 +335,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
         }
     }
 
-    let (stamp, started) = utc_stamp();
+    let (stamp, started) = crate::clock::stamps(crate::clock::now_secs());
     let seed = args.seed.unwrap_or_else(random_u64);
     let run_id = format!("{stamp}-{:04x}", seed & 0xffff);
     let reports = args.reports.clone().unwrap_or_else(|| ws.reports_dir());

@@ -2,8 +2,10 @@
 
 pub mod checks;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod disk;
+pub mod gate;
 pub mod ignition;
 pub mod images;
 pub mod machine;

@@ -29,6 +29,14 @@ pub struct Release {
     /// A deliberately broken candidate: images/recipe/variants/NAME.sh runs in the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// The channel this release was built for, when it was promoted from there: a promoted
+    /// release is the very same image (same cache entry, same digests), not a rebuild.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_as: Option<String>,
+    /// When the release entered this channel (RFC 3339 UTC), set by `aviary gate --promote`:
+    /// the promotion gate's soak time counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entered: Option<String>,
     /// Recorded by `aviary images build`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_release: Option<String>,
@@ -143,6 +151,16 @@ impl Manifest {
                         "variant `{v}` is not a name (lowercase letters, digits, '-')"
                     )));
                 }
+            }
+            if let Some(b) = &r.built_as {
+                if !recipe_variant_name_ok(b) {
+                    return Err(invalid(format!(
+                        "built_as `{b}` is not a channel name (lowercase letters, digits, '-')"
+                    )));
+                }
+            }
+            if let Some(e) = &r.entered {
+                crate::clock::parse_timestamp(e).map_err(|m| invalid(format!("entered: {m}")))?;
             }
             if let Some(d) = &r.disk {
                 if d.sha256.len() != 64 || !d.sha256.chars().all(|c| c.is_ascii_hexdigit()) {

@@ -135,7 +135,7 @@ impl Images {
         let r = self.release(channel)?;
         let dir = self.ws.recipe_dir();
         let mut params = vec![
-            ("channel", channel),
+            ("channel", r.built_as.as_deref().unwrap_or(channel)),
             ("version", r.version.as_str()),
             ("kernel_package", r.kernel_package.as_str()),
         ];
@@ -155,7 +155,8 @@ impl Images {
             .map(|v| format!("-{v}"))
             .unwrap_or_default();
         Ok(self.cache.join("images").join(format!(
-            "{channel}-{}{variant}-{}",
+            "{}-{}{variant}-{}",
+            r.built_as.as_deref().unwrap_or(channel),
             r.version,
             &key[..16]
         )))
@@ -216,7 +217,8 @@ impl Images {
         let started = Instant::now();
         let status = std::process::Command::new("bash")
             .arg(&script)
-            .args(["--channel", channel, "--version", &r.version])
+            .args(["--channel", r.built_as.as_deref().unwrap_or(channel)])
+            .args(["--version", &r.version])
             .args(["--kernel-package", &r.kernel_package])
             .args(r.variant.iter().flat_map(|v| ["--variant", v.as_str()]))
             .arg("--out")

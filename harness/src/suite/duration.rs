@@ -1,10 +1,19 @@
-//! Human durations as written in suites: `30s`, `5m`, `1h30m`, `500ms`.
+//! Human durations as written in suites and policies: `30s`, `5m`, `1h30m`, `500ms`, `7d`.
 
 use std::time::Duration;
 
 /// Parses a duration such as `90s`, `5m`, `1h30m` or `250ms`.
 /// A bare number is rejected: a unit is required so that `timeout: 5` is never ambiguous.
 pub fn parse(text: &str) -> Result<Duration, String> {
+    let total = parse_span(text)?;
+    if total.is_zero() {
+        return Err(format!("`{text}` is zero; a timeout must be positive"));
+    }
+    Ok(total)
+}
+
+/// Like [`parse`], but zero (`0s`) is allowed: a span such as a policy's minimum soak time.
+pub fn parse_span(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
         return Err("empty duration; expected e.g. 30s, 5m or 1h30m".into());
@@ -32,18 +41,16 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(value),
             "m" => Duration::from_secs(value.saturating_mul(60)),
             "h" => Duration::from_secs(value.saturating_mul(3600)),
-            "" => return Err(bad(format!("`{value}` has no unit (ms, s, m or h)"))),
+            "d" => Duration::from_secs(value.saturating_mul(86_400)),
+            "" => return Err(bad(format!("`{value}` has no unit (ms, s, m, h or d)"))),
             other => {
                 return Err(bad(format!(
-                    "unknown unit `{}` (ms, s, m or h)",
+                    "unknown unit `{}` (ms, s, m, h or d)",
                     other.trim()
                 )))
             }
         };
         total = total.saturating_add(part);
-    }
-    if total.is_zero() {
-        return Err(format!("`{text}` is zero; a timeout must be positive"));
     }
     Ok(total)
 }
@@ -55,6 +62,9 @@ pub fn format(d: Duration) -> String {
         format!("{:.1}s", d.as_secs_f64())
     } else {
         let s = d.as_secs();
+        if s >= 86_400 && s % 86_400 == 0 {
+            return format!("{}d", s / 86_400);
+        }
         match (s / 3600, (s % 3600) / 60, s % 60) {
             (0, 0, s) => format!("{s}s"),
             (0, m, 0) => format!("{m}m"),
@@ -76,6 +86,9 @@ mod tests {
         assert_eq!(parse("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse(" 2m10s ").unwrap(), Duration::from_secs(130));
+        assert_eq!(parse("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(parse_span("0s").unwrap(), Duration::ZERO);
+        assert_eq!(format(Duration::from_secs(2 * 86_400)), "2d");
     }
 
     #[test]
@@ -84,7 +97,7 @@ mod tests {
         assert!(parse("5 minutes")
             .unwrap_err()
             .contains("unknown unit `minutes`"));
-        assert!(parse("5d").unwrap_err().contains("unknown unit `d`"));
+        assert!(parse("5w").unwrap_err().contains("unknown unit `w`"));
         assert!(parse("").unwrap_err().contains("empty"));
         assert!(parse("0s").unwrap_err().contains("zero"));
         assert!(parse("m5").unwrap_err().contains("not a duration"));

@@ -1,0 +1,169 @@
+//! The promotion gate: reads runs' reports (never the runner's memory), applies the policy for
+//! one channel transition, and says promote or hold, with every reason.
+
+pub mod evaluate;
+pub mod evidence;
+pub mod policy;
+pub mod promote;
+pub mod verdict;
+
+#[cfg(test)]
+mod tests;
+
+use crate::commands::BadInput;
+use crate::images::manifest::Manifest;
+use crate::suite::{self, LoadContext};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use verdict::{Decision, Verdict};
+
+/// What `aviary gate` was asked.
+#[derive(Debug, Clone)]
+pub struct GateRequest {
+    pub policy: PathBuf,
+    pub manifest: PathBuf,
+    pub suites_dir: PathBuf,
+    pub from: String,
+    pub to: String,
+    pub release: String,
+    pub reports: Vec<PathBuf>,
+    pub now: i64,
+}
+
+/// The declared tests of each suite in `dir` that `wanted` names. A required suite whose file
+/// does not load is bad input; other suites are not read.
+fn catalog(
+    dir: &Path,
+    wanted: &[String],
+    channels: &[String],
+) -> Result<BTreeMap<String, Vec<String>>, BadInput> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    let ctx = LoadContext {
+        channels: channels.to_vec(),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    for f in files {
+        let stem = f
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        match suite::load_file(&f, &ctx) {
+            Ok(s) if wanted.contains(&s.name) => {
+                out.insert(
+                    s.name.clone(),
+                    s.tests.iter().map(|t| t.name.clone()).collect(),
+                );
+            }
+            Ok(_) => {}
+            Err(e) if wanted.contains(&stem) => {
+                return Err(BadInput(format!(
+                    "{e}\n  (the policy requires suite `{stem}`, so the gate must read its tests)"
+                )))
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Evaluates the gate. Bad input (policy, manifest, reports) is an error; hold is a verdict.
+pub fn evaluate_request(req: &GateRequest) -> anyhow::Result<Verdict> {
+    let manifest = Manifest::load(&req.manifest).map_err(|e| BadInput(format!("error: {e}")))?;
+    let channels = manifest.channel_names();
+    let policy = policy::load_file(&req.policy, &channels).map_err(|e| BadInput(e.to_string()))?;
+    let Some(t) = policy.transition(&req.from, &req.to) else {
+        let have: Vec<String> = policy
+            .transitions
+            .iter()
+            .map(|t| format!("{} -> {}", t.from, t.to))
+            .collect();
+        return Err(BadInput(format!(
+            "error: {} has no rules for {} -> {}; it has: {}",
+            req.policy.display(),
+            req.from,
+            req.to,
+            if have.is_empty() {
+                "none".into()
+            } else {
+                have.join(", ")
+            }
+        ))
+        .into());
+    };
+    let Some(entry) = manifest.channels.get(&req.from) else {
+        return Err(BadInput(format!(
+            "error: --from {}: unknown channel; {} has: {}",
+            req.from,
+            req.manifest.display(),
+            channels.join(", ")
+        ))
+        .into());
+    };
+    if entry.version != req.release {
+        return Err(BadInput(format!(
+            "error: --release {}: {} records {} {} (a gate judges the channel's current release)",
+            req.release,
+            req.manifest.display(),
+            req.from,
+            entry.version
+        ))
+        .into());
+    }
+    let Some(disk) = &entry.disk else {
+        return Err(BadInput(format!(
+            "error: {}: {} {} has no disk digest yet: build it (`aviary images build {}`) and run its suites first",
+            req.manifest.display(),
+            req.from,
+            entry.version,
+            req.from
+        ))
+        .into());
+    };
+    let entered = match &entry.entered {
+        Some(e) => Some(crate::clock::parse_timestamp(e).map_err(|m| {
+            BadInput(format!(
+                "error: {}: channel `{}`: entered: {m}",
+                req.manifest.display(),
+                req.from
+            ))
+        })?),
+        None => None,
+    };
+    let mut wanted = t.required_suites.clone();
+    wanted.extend(
+        t.required_tests
+            .iter()
+            .filter_map(|id| id.split_once("::").map(|(s, _)| s.to_string())),
+    );
+    let catalog = catalog(&req.suites_dir, &wanted, &channels)?;
+    for id in &t.required_tests {
+        if let Some((s, name)) = id.split_once("::") {
+            if catalog
+                .get(s)
+                .is_some_and(|tests| !tests.iter().any(|n| n == name))
+            {
+                return Err(BadInput(format!(
+                    "error: {}: transition {} -> {} requires test {id}, but suite `{s}` declares no test `{name}`",
+                    t.loc, t.from, t.to
+                ))
+                .into());
+            }
+        }
+    }
+    let runs = evidence::read_runs(&req.reports, &req.release, &disk.sha256)?;
+    let release = evaluate::Release {
+        version: entry.version.clone(),
+        digest: disk.sha256.clone(),
+        entered,
+    };
+    Ok(evaluate::evaluate(t, &release, &runs, &catalog, req.now))
+}

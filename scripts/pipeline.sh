@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The release pipeline as CI runs it: build the releases, run every suite against beta, gate
+# beta -> stable with images/promotion.yaml, and promote on a pass.
+#
+#   scripts/pipeline.sh [--manifest FILE] [--work DIR] [--in-place] [-- AVIARY-RUN-ARGS…]
+#
+# Two runs make the evidence: the suites that test a release on its own (provisioning, cluster,
+# containers, kubernetes-networking) boot beta (`--image beta`); the suites that test the move
+# to beta (upgrade-rollback, canary) run as written, from stable to beta. Both runs' reports go
+# to the gate together.
+#
+# By default the pipeline works on a copy of the manifest in WORK (default
+# reports/pipeline-<time>/), so a promotion rewrites that copy and appends to WORK/promotions.log;
+# --in-place promotes the manifest itself (what a release CI job that commits the result does).
+# --manifest selects another manifest, e.g. fixtures/bad-beta/channels.yaml: a seeded bad beta
+# whose docker daemon is masked, which the gate must hold.
+#
+# Exit: the gate's code (0 promoted, 1 held, 2 bad input), or a run's code 2/130 when a run
+# could not produce a verdict at all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+manifest=images/channels.yaml
+work=
+in_place=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --manifest) manifest=$2; shift 2 ;;
+    --work) work=$2; shift 2 ;;
+    --in-place) in_place=1; shift ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "pipeline: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -f "$manifest" ] || { echo "pipeline: no manifest at $manifest" >&2; exit 2; }
+work=${work:-reports/pipeline-$(date -u +%Y%m%d-%H%M%S)}
+mkdir -p "$work/runs"
+if [ "$in_place" -eq 1 ]; then
+  export AVIARY_MANIFEST=$manifest
+else
+  cp "$manifest" "$work/channels.yaml"
+  export AVIARY_MANIFEST=$work/channels.yaml
+fi
+aviary=${AVIARY_BIN:-./target/release/aviary}
+[ -x "$aviary" ] || cargo build --release --locked
+echo "pipeline: manifest $AVIARY_MANIFEST, work folder $work"
+
+"$aviary" images build stable beta alpha
+release=$("$aviary" images list | awk '$1 == "beta" {print $2}')
+[ -n "$release" ] || { echo "pipeline: the manifest has no beta" >&2; exit 2; }
+echo "pipeline: gating beta $release -> stable"
+
+runs=()
+run() {
+  local rc=0
+  "$aviary" run --reports "$work/runs" "$@" || rc=$?
+  # 0 passed, 1 tests failed: either way the reports are evidence for the gate.
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
+    echo "pipeline: aviary run $* exited $rc: no verdict" >&2
+    exit "$rc"
+  fi
+  runs+=("$work/runs/$(readlink "$work/runs/latest")")
+}
+run suites/provisioning.yaml suites/cluster.yaml suites/containers.yaml \
+  suites/kubernetes-networking.yaml --image beta "$@"
+run suites/upgrade-rollback.yaml suites/canary.yaml "$@"
+
+rc=0
+"$aviary" gate --from beta --to stable --release "$release" \
+  --verdict "$work/verdict.json" --promote "${runs[@]}" || rc=$?
+echo "pipeline: verdict $work/verdict.json; runs: ${runs[*]}"
+exit "$rc"
