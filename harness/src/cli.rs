@@ -37,6 +37,11 @@ pub enum Command {
     /// Decide whether a release may move to the next channel, from runs' reports.
     /// Exit codes: 0 promote, 1 hold, 2 bad input.
     Gate(GateArgs),
+    /// Work with run reports.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Internal: QEMU's guestfwd runs this per guest connection to reach the update server.
     #[command(hide = true)]
     GuestfwdProxy { addr: String },
@@ -54,6 +59,10 @@ pub struct SelectArgs {
     /// Only tests whose `suite::test` or `test` name matches this glob.
     #[arg(long)]
     pub filter: Option<String>,
+    /// Only shard I of N (1-based) of the selected tests: round-robin over them sorted by
+    /// `suite::test`, so N machines given 1/N … N/N run each test exactly once.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +75,10 @@ pub struct RunArgs {
     /// Leave the VMs of failed tests running and print how to reach them; Ctrl-C ends them.
     #[arg(long)]
     pub keep_on_failure: bool,
+    /// Run a test that did not pass again, on fresh machines, up to N more times; one that
+    /// then passes is reported flaky (and passes the run).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
     /// Seed recorded in the reports (default: random).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -115,4 +128,14 @@ pub enum ImagesCommand {
     List,
     /// Print the path of a channel's built disk image (building it if needed).
     Path { channel: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Merge several runs (shards, CI machines) into one run folder.
+    Merge {
+        runs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }

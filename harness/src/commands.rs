@@ -9,6 +9,7 @@ use crate::report::{
 use crate::runner::result::{Outcome, RunInfo};
 use crate::runner::test::Job;
 use crate::runner::{self, RunEnd, Shared};
+use crate::shard::{Shard, ShardParseError};
 use crate::suite::{self, ImageRef, LoadContext, Suite, Test};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Images { command } => cmd_images(command),
         Command::Probe => cmd_probe(),
         Command::Gate(args) => cmd_gate(args),
+        Command::Report { command } => cmd_report(command),
         Command::GuestfwdProxy { addr } => {
             crate::update_server::proxy(&addr)?;
             Ok(EXIT_PASS)
@@ -71,8 +73,27 @@ fn load_suites(ws: &Workspace, images: &Images, paths: &[PathBuf]) -> Result<Vec
     Ok(suites)
 }
 
-/// Tests selected by the filter, with `--image` applied.
+fn parse_shard(sel: &SelectArgs) -> Result<Option<Shard>, BadInput> {
+    sel.shard
+        .as_deref()
+        .map(|s| {
+            s.parse()
+                .map_err(|e: ShardParseError| BadInput(e.to_string()))
+        })
+        .transpose()
+}
+
+/// Tests selected by the filter, with `--image` applied, then the shard's part of them.
 fn select(suites: &[Suite], sel: &SelectArgs, images: &Images) -> Result<Vec<Test>> {
+    let shard = parse_shard(sel)?;
+    let tests = select_all(suites, sel, images)?;
+    Ok(match shard {
+        Some(s) => s.select(tests, |t| format!("{}::{}", t.suite, t.name)),
+        None => tests,
+    })
+}
+
+fn select_all(suites: &[Suite], sel: &SelectArgs, images: &Images) -> Result<Vec<Test>> {
     let matcher = match &sel.filter {
         Some(f) => Some(
             globset::Glob::new(f)
@@ -156,10 +177,18 @@ fn image_overrides(args: &[String], channels: &[String]) -> Result<ImageOverride
 }
 
 fn cmd_list(sel: SelectArgs) -> Result<i32> {
+    parse_shard(&sel)?;
     let ws = Workspace::discover();
     let images = Images::open(ws.clone())?;
     let suites = load_suites(&ws, &images, &sel.suites)?;
-    for t in select(&suites, &sel, &images)? {
+    let tests = select(&suites, &sel, &images)?;
+    if tests.is_empty() {
+        eprintln!(
+            "aviary: shard {} has no tests",
+            sel.shard.as_deref().unwrap_or("?")
+        );
+    }
+    for t in tests {
         let machines: Vec<String> = t
             .machines
             .iter()
@@ -290,6 +319,41 @@ fn cmd_gate(a: GateArgs) -> Result<i32> {
     }
 }
 
+fn cmd_report(c: ReportCommand) -> Result<i32> {
+    match c {
+        ReportCommand::Merge { runs, out } => {
+            let mut read = Vec::new();
+            for dir in &runs {
+                if dir == &out {
+                    return Err(BadInput(format!(
+                        "--out {}: is also one of the runs to merge",
+                        out.display()
+                    ))
+                    .into());
+                }
+                read.push(crate::report::read::read_run(dir).map_err(|e| BadInput(e.to_string()))?);
+            }
+            let (stamp, _) = crate::clock::stamps(crate::clock::now_secs());
+            let merged = crate::report::merge::merge(&read, format!("{stamp}-merged"), &out)
+                .map_err(|e| BadInput(e.to_string()))?;
+            crate::report::merge::write_run(&merged)?;
+            let count =
+                |f: fn(&Outcome) -> bool| merged.tests.iter().filter(|r| f(&r.outcome)).count();
+            eprintln!(
+                "aviary: merged {} run(s), {} test(s): {} passed ({} flaky), {} failed, {} errors — {}",
+                read.len(),
+                merged.tests.len(),
+                count(|o| matches!(o, Outcome::Passed)),
+                merged.tests.iter().filter(|r| r.flaky).count(),
+                count(|o| matches!(o, Outcome::Failed { .. })),
+                count(|o| matches!(o, Outcome::Error { .. })),
+                out.join("junit.xml").display()
+            );
+            Ok(EXIT_PASS)
+        }
+    }
+}
+
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
@@ -311,8 +375,15 @@ fn private_dir(p: &Path) -> Result<()> {
 fn cmd_run(args: RunArgs) -> Result<i32> {
     let ws = Workspace::discover();
     let mut images = Images::open(ws.clone())?;
+    let shard = parse_shard(&args.select)?;
     let suites = load_suites(&ws, &images, &args.select.suites)?;
     let tests = select(&suites, &args.select, &images)?;
+    if let (true, Some(s)) = (tests.is_empty(), shard) {
+        eprintln!(
+            "aviary: shard {s} has no tests (the selection has fewer than {} tests); writing empty reports",
+            s.index
+        );
+    }
 
     // Images: build what is missing, verify every digest.
     let mut resolved: BTreeMap<String, ResolvedImage> = BTreeMap::new();
@@ -382,6 +453,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             images: imgs,
             ignition: ign,
             releases,
+            attempt: 0,
         });
     }
 
@@ -404,6 +476,9 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
                 accel: decision,
                 images: resolved.values().cloned().collect(),
                 suites: suites.iter().map(|s| s.name.clone()).collect(),
+                shard,
+                retries: args.retries,
+                merged_from: Vec::new(),
             },
             manifest: images.manifest.clone(),
             key: key.clone(),
@@ -431,8 +506,14 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             count(|o| matches!(o, Outcome::Failed { .. })),
             count(|o| matches!(o, Outcome::Error { .. })),
         );
+        let flaky = results.iter().filter(|r| r.flaky).count();
+        let flaky = if flaky > 0 {
+            format!(" ({flaky} flaky)")
+        } else {
+            String::new()
+        };
         eprintln!(
-            "aviary: {p} passed, {f} failed, {e} errors — {}",
+            "aviary: {p} passed{flaky}, {f} failed, {e} errors — {}",
             run_dir.join("junit.xml").display()
         );
         Ok::<i32, anyhow::Error>(match end {

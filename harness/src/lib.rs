@@ -11,6 +11,7 @@ pub mod images;
 pub mod machine;
 pub mod report;
 pub mod runner;
+pub mod shard;
 pub mod ssh;
 pub mod suite;
 pub mod update_server;

@@ -108,3 +108,250 @@ fn list_prints_the_plan() {
         "{text}"
     );
 }
+
+/// Runs aviary as is (no `--reports`), in the repository, with QEMU replaced by a spy that
+/// records any call but `--version` (the accelerator cache key asks for it).
+fn aviary_plain(args: &[&str]) -> (i32, String, String) {
+    let spy = tempfile::tempdir().unwrap();
+    let marker = spy.path().join("qemu-was-started");
+    let fake = spy.path().join("qemu-system-x86_64");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = --version ] && exit 1\ntouch {}\nexit 1\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        spy.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_aviary"))
+        .args(args)
+        .current_dir(repo())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(!marker.exists(), "QEMU was started for {args:?}");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_shards_exit_2_naming_the_flag() {
+    for (bad, why) in [
+        ("0/0", "N must be at least 1"),
+        ("0/2", "shards are numbered from 1"),
+        ("3/2", "I is greater than N"),
+        ("one/2", "I is not a number"),
+        ("2", "no `/`"),
+    ] {
+        let (code, err) = aviary(&["run", "suites/provisioning.yaml", "--shard", bad]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains(&format!("--shard `{bad}`: {why}")), "{err}");
+        assert!(err.contains("expected I/N with 1 ≤ I ≤ N"), "{err}");
+        let (code, _, err) = aviary_plain(&["list", "suites/provisioning.yaml", "--shard", bad]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains(&format!("--shard `{bad}`")), "{err}");
+    }
+}
+
+#[test]
+fn list_shards_partition_the_plan() {
+    let lines = |args: &[&str]| {
+        let (code, out, err) = aviary_plain(args);
+        assert_eq!(code, 0, "{err}");
+        out.lines().map(String::from).collect::<Vec<_>>()
+    };
+    let mut all = lines(&["list"]);
+    assert!(all.len() >= 3, "{all:?}");
+    let mut union = Vec::new();
+    for i in 1..=3 {
+        let part = lines(&["list", "--shard", &format!("{i}/3")]);
+        assert!(!part.is_empty(), "shard {i}/3 of {} tests", all.len());
+        union.extend(part);
+    }
+    all.sort();
+    union.sort();
+    assert_eq!(union, all);
+    // More shards than tests: an empty shard lists nothing and is not an error.
+    let (code, out, err) = aviary_plain(&["list", "--shard", "999/999"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(err.contains("shard 999/999 has no tests"), "{err}");
+}
+
+#[test]
+fn an_empty_shard_runs_nothing_and_writes_empty_reports() {
+    let reports = tempfile::tempdir().unwrap();
+    let (code, _, err) = aviary_plain(&[
+        "run",
+        "suites/provisioning.yaml",
+        "--filter",
+        "*slot*",
+        "--shard",
+        "2/2",
+        "--reports",
+        reports.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("shard 2/2 has no tests"), "{err}");
+    let run = reports.path().join("latest");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["tests"], serde_json::json!([]));
+    assert_eq!(summary["run"]["shard"], "2/2");
+    assert_eq!(summary["finished"], true);
+    xmllint(&run.join("junit.xml"));
+}
+
+fn xmllint(p: &Path) {
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(repo().join("fixtures/schemas/jenkins-junit-10.xsd"))
+        .arg(p)
+        .output()
+        .expect("xmllint (libxml2-utils)");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(p).unwrap_or_default()
+    );
+}
+
+/// A run folder as `aviary run` leaves it: summary.json and junit.xml.
+fn fixture_run(root: &Path, id: &str, shard: Option<&str>, accel: &str, tests: &[&str]) -> PathBuf {
+    let dir = root.join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tests: Vec<serde_json::Value> = tests
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "suite": "provisioning", "name": t,
+                "outcome": if t.starts_with("fail") {
+                    serde_json::json!({"status": "failed", "message": "expected A", "detail": "saw B"})
+                } else {
+                    serde_json::json!({"status": "passed"})
+                },
+                "duration": 12.5, "artifacts": dir.join("provisioning").join(t),
+                "machines": [{"name": "node", "image": "stable", "version": "1.0", "sha256": "ab",
+                              "boots": [{"qemu_to_ssh_banner_s": 3.0, "qemu_to_login_s": 4.0}],
+                              "first_command_s": 5.0, "first_command_at_ms": 1764000000000u64, "ssh": null}],
+                "log": "ok"
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "aviary": "0.1.0",
+        "run": {
+            "run_id": id, "started": "2026-11-25T00:00:00Z", "dir": dir, "seed": 1,
+            "accel": {"accel": accel, "reason": "r", "kvm_probe": null, "tcg_probe": null,
+                      "timeout_scale": 1.0, "host_key": "h"},
+            "images": [{"name": "stable", "channel": "stable", "version": "1.0",
+                        "kernel_release": "6.1", "kernel_version": "#1", "disk": "/x.qcow2",
+                        "sha256": "ab", "vmlinuz": null, "fw_cfg_name": "opt/x", "payload": null,
+                        "payload_sha256": null, "payload_size": null}],
+            "suites": ["provisioning"], "shard": shard, "retries": 0
+        },
+        "finished": true, "interrupted": null,
+        "counts": {"passed": 0, "failed": 0, "errors": 0},
+        "tests": tests,
+    });
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&doc).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("junit.xml"), "<testsuites/>\n").unwrap();
+    dir
+}
+
+fn merge(runs: &[&Path], out: &Path) -> (i32, String) {
+    let mut args = vec!["report".to_string(), "merge".to_string()];
+    args.extend(runs.iter().map(|p| p.display().to_string()));
+    args.extend(["--out".to_string(), out.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = aviary_plain(&args);
+    (code, err)
+}
+
+#[test]
+fn report_merge_joins_shards() {
+    let d = tempfile::tempdir().unwrap();
+    let a = fixture_run(d.path(), "a", Some("1/2"), "tcg", &["t1", "fails"]);
+    let b = fixture_run(d.path(), "b", Some("2/2"), "tcg", &["t2"]);
+    let out = d.path().join("merged");
+    let (code, err) = merge(&[&a, &b], &out);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("merged 2 run(s), 3 test(s)"), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let names: Vec<&str> = s["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["t1", "fails", "t2"]);
+    assert_eq!(s["counts"]["failed"], 1);
+    assert_eq!(s["counts"]["flaky"], 0);
+    assert_eq!(s["run"]["merged_from"][1]["shard"], "2/2");
+    assert_eq!(s["run"]["shard"], serde_json::Value::Null);
+    assert_eq!(s["tests"][0]["flaky"], false);
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(xml.contains("tests=\"3\" failures=\"1\""), "{xml}");
+    xmllint(&out.join("junit.xml"));
+}
+
+#[test]
+fn report_merge_refuses_what_cannot_be_one_run() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("merged");
+    let a = fixture_run(d.path(), "a", Some("1/2"), "tcg", &["t1"]);
+    let b = fixture_run(d.path(), "b", Some("2/2"), "tcg", &["t1"]);
+    let (code, err) = merge(&[&a, &b], &out);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "test `provisioning::t1` is in both {} and {} (shards 1/2 and 2/2)",
+            a.display(),
+            b.display()
+        )),
+        "{err}"
+    );
+    let k = fixture_run(d.path(), "k", None, "kvm", &["t2"]);
+    let (code, err) = merge(&[&a, &k], &out);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("runs disagree on `run.accel.accel`: `tcg` in"),
+        "{err}"
+    );
+    assert!(err.contains("`kvm` in"), "{err}");
+    let missing = d.path().join("nope");
+    let (code, err) = merge(&[&a, &missing], &out);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: cannot read",
+            missing.join("summary.json").display()
+        )),
+        "{err}"
+    );
+    let bad = d.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("summary.json"), "{\n  \"run\": 3\n}\n").unwrap();
+    let (code, err) = merge(&[&bad], &out);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("{}:2:", bad.join("summary.json").display())),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written when merging fails");
+}

@@ -72,7 +72,7 @@ struct RecipeOutput {
 }
 
 /// An image ready to boot: verified against its recorded digest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResolvedImage {
     /// Channel name, or the file name for a path image.
     pub name: String,

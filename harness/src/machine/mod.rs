@@ -62,7 +62,7 @@ pub struct MachineOpts {
 }
 
 /// Timings of one boot, for reports and the benchmark.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BootRecord {
     pub qemu_to_ssh_banner_s: f64,
     pub qemu_to_login_s: f64,

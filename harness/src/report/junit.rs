@@ -2,9 +2,11 @@
 //! interrupted run still leaves a valid file.
 
 use super::{Event, Reporter};
-use crate::runner::result::{Outcome, RunInfo, TestResult};
+use crate::runner::result::{Outcome, Rerun, RunInfo, TestResult};
 use anyhow::Result;
-use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{
+    FlakyOrRerun, NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
+};
 use std::path::PathBuf;
 
 pub struct JunitReporter {
@@ -46,7 +48,7 @@ impl Reporter for JunitReporter {
                 self.write()
             }
             Event::RunFinished { .. } => self.write(),
-            Event::TestStarted { .. } => Ok(()),
+            Event::TestStarted { .. } | Event::TestRetrying { .. } => Ok(()),
         }
     }
 }
@@ -74,6 +76,14 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
             "timeout_scale",
             format!("{:.2}", info.accel.timeout_scale),
         ));
+        if let Some(shard) = info.shard {
+            ts.add_property(Property::new("shard", shard.to_string()));
+        }
+        ts.add_property(Property::new("retries", info.retries.to_string()));
+        if !info.merged_from.is_empty() {
+            let runs: Vec<&str> = info.merged_from.iter().map(|r| r.run_id.as_str()).collect();
+            ts.add_property(Property::new("merged_from", runs.join(" ")));
+        }
         for img in &info.images {
             let p = format!("image.{}", img.name);
             ts.add_property(Property::new(format!("{p}.version"), img.version.clone()));
@@ -93,7 +103,7 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
         let mut time = std::time::Duration::ZERO;
         for r in results.iter().filter(|r| r.suite == suite) {
             time += r.duration;
-            let status = match &r.outcome {
+            let mut status = match &r.outcome {
                 Outcome::Passed => TestCaseStatus::success(),
                 Outcome::Failed { message, detail } | Outcome::Error { message, detail } => {
                     let kind = if matches!(r.outcome, Outcome::Failed { .. }) {
@@ -112,6 +122,10 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
                     s
                 }
             };
+            // A success with reruns is written as <flakyFailure>/<flakyError>; a failure or
+            // error with reruns as <rerunFailure>/<rerunError>.
+            status.set_rerun_kind(FlakyOrRerun::Rerun);
+            status.add_reruns(r.reruns.iter().enumerate().map(|(k, x)| rerun(k, x)));
             let mut tc = TestCase::new(r.name.clone(), status);
             tc.set_classname(format!("{}.{}", "aviary", r.suite));
             tc.set_time(r.duration);
@@ -124,6 +138,29 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
     }
     report.set_time(total);
     Ok(drop_root_skipped(&report.to_string()?))
+}
+
+/// One earlier attempt. Jenkins' junit-10.xsd requires `type` on rerun elements and allows no
+/// `time`, so the attempt's time goes into the text with its artifacts folder.
+fn rerun(k: usize, r: &Rerun) -> TestRerun {
+    let (kind, ty, message, detail): (_, _, &str, &str) = match &r.outcome {
+        Outcome::Failed { message, detail } => {
+            (NonSuccessKind::Failure, "failure", message, detail)
+        }
+        Outcome::Error { message, detail } => (NonSuccessKind::Error, "error", message, detail),
+        // Never recorded (a passing attempt is not retried).
+        Outcome::Passed => (NonSuccessKind::Failure, "passed", "passed", ""),
+    };
+    let mut t = TestRerun::new(kind);
+    t.set_type(ty);
+    t.set_message(message);
+    t.set_description(format!(
+        "attempt {} of this test, {:.1}s\n{detail}\n\nartifacts: {}",
+        k + 1,
+        r.duration.as_secs_f64(),
+        r.artifacts.display()
+    ));
+    t
 }
 
 /// quick-junit always writes `skipped` on `<testsuites>`, which the Jenkins schema (junit-10.xsd)
@@ -162,6 +199,9 @@ mod tests {
             },
             images: vec![],
             suites: vec!["provisioning".into(), "empty".into()],
+            shard: Some("2/3".parse().unwrap()),
+            retries: 2,
+            merged_from: vec![],
         }
     }
 
@@ -183,6 +223,16 @@ mod tests {
                 ssh: None,
             }],
             log: "console said \u{1b}[0;31mFAILED\u{1b}[0m \u{7} <&> done".into(),
+            reruns: vec![],
+            flaky: false,
+        }
+    }
+
+    fn rerun(outcome: Outcome, dir: &str) -> Rerun {
+        Rerun {
+            outcome,
+            duration: Duration::from_millis(4_200),
+            artifacts: dir.into(),
         }
     }
 
@@ -209,8 +259,66 @@ mod tests {
                     detail: "interrupted".into(),
                 },
             ),
+            TestResult {
+                flaky: true,
+                reruns: vec![
+                    rerun(
+                        Outcome::Failed {
+                            message: "expected \u{1b}[1m<slot B>\u{1b}[0m".into(),
+                            detail: "seen A & \u{0}".into(),
+                        },
+                        "/tmp/r1/provisioning/flaky",
+                    ),
+                    rerun(
+                        Outcome::Error {
+                            message: "QEMU did not start".into(),
+                            detail: "exit 1".into(),
+                        },
+                        "/tmp/r1/provisioning/flaky/retry_1",
+                    ),
+                ],
+                ..result("flaky", Outcome::Passed)
+            },
+            TestResult {
+                reruns: vec![rerun(
+                    Outcome::Failed {
+                        message: "first try".into(),
+                        detail: "d".into(),
+                    },
+                    "/tmp/r1/provisioning/always",
+                )],
+                ..result(
+                    "always-fails",
+                    Outcome::Failed {
+                        message: "second try".into(),
+                        detail: "d".into(),
+                    },
+                )
+            },
         ];
         let xml = render(&info(), &results).unwrap();
+        let flaky_failure =
+            regex::Regex::new(r#"<flakyFailure message="expected [^"]*" type="failure">"#).unwrap();
+        assert!(flaky_failure.is_match(&xml), "{xml}");
+        assert!(
+            xml.contains("<flakyError message=\"QEMU did not start\" type=\"error\">"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<rerunFailure message=\"first try\" type=\"failure\">"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("artifacts: /tmp/r1/provisioning/flaky/retry_1"),
+            "{xml}"
+        );
+        assert!(xml.contains("name=\"shard\" value=\"2/3\""), "{xml}");
+        assert!(xml.contains("name=\"retries\" value=\"2\""), "{xml}");
+        // The flaky test counts as a success; the one that failed every attempt as a failure.
+        assert!(
+            xml.contains("tests=\"5\" failures=\"2\" errors=\"1\""),
+            "{xml}"
+        );
         assert!(xml.contains("<failure message="), "{xml}");
         assert!(
             xml.contains("<error message=\"interrupted by SIGINT\""),

@@ -1,17 +1,34 @@
 //! Reporters subscribe to run events: terminal progress, JUnit, JSON summary.
 
 pub mod junit;
+pub mod merge;
 pub mod progress;
+pub mod read;
 pub mod summary;
 
 use crate::runner::result::{RunInfo, TestResult};
 
 #[derive(Debug, Clone)]
 pub enum Event {
-    RunStarted { info: RunInfo, total: usize },
-    TestStarted { suite: String, name: String },
-    TestFinished { result: TestResult },
-    RunFinished { interrupted: Option<String> },
+    RunStarted {
+        info: RunInfo,
+        total: usize,
+    },
+    TestStarted {
+        suite: String,
+        name: String,
+    },
+    /// An attempt that did not pass; attempt `attempt` (1 = the first retry) starts now.
+    TestRetrying {
+        failed: TestResult,
+        attempt: u32,
+    },
+    TestFinished {
+        result: TestResult,
+    },
+    RunFinished {
+        interrupted: Option<String>,
+    },
 }
 
 pub trait Reporter: Send {

@@ -1,4 +1,6 @@
-//! Terminal progress: a bar while tests run, one line per finished test (nextest style).
+//! Terminal progress: a bar while tests run, one line per finished test (nextest style):
+//! `PASS`, `FAIL`, `ERROR`, `FLAKY 2/3` (passed on attempt 2 of at most 3), and a `TRY 2/3`
+//! line with the failed attempt's time when a retry starts.
 
 use super::{Event, Reporter};
 use crate::runner::result::Outcome;
@@ -7,6 +9,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct ProgressReporter {
     bar: ProgressBar,
     running: Vec<String>,
+    /// Attempts a test gets at most: 1 + `--retries`.
+    attempts: u32,
 }
 
 impl ProgressReporter {
@@ -20,6 +24,7 @@ impl ProgressReporter {
         ProgressReporter {
             bar,
             running: Vec::new(),
+            attempts: 1,
         }
     }
 
@@ -48,6 +53,7 @@ impl Reporter for ProgressReporter {
         match ev {
             Event::RunStarted { info, total } => {
                 self.bar.set_length(*total as u64);
+                self.attempts = info.retries + 1;
                 self.line(format!(
                     "aviary: run {} — {} test(s), accelerator {} ({}), reports in {}",
                     info.run_id,
@@ -66,17 +72,43 @@ impl Reporter for ProgressReporter {
                 self.running.retain(|r| *r != id);
                 self.bar.inc(1);
                 self.refresh();
-                let mut line = format!(
-                    "{:>7} [{:>7.1}s] {id}",
-                    result.outcome.label(),
-                    result.duration.as_secs_f64()
-                );
+                let label = if result.flaky {
+                    format!("FLAKY {}/{}", result.reruns.len() + 1, self.attempts)
+                } else {
+                    result.outcome.label().to_string()
+                };
+                let mut line = format!("{label:>7} [{:>7.1}s] {id}", result.duration.as_secs_f64());
                 if let Outcome::Failed { message, .. } | Outcome::Error { message, .. } =
                     &result.outcome
                 {
                     line.push_str(&format!(
                         "\n          {message}\n          logs: {}",
                         result.artifacts.display()
+                    ));
+                }
+                if !result.reruns.is_empty() && !result.flaky {
+                    line.push_str(&format!(
+                        "\n          (all {} attempts failed)",
+                        result.reruns.len() + 1
+                    ));
+                }
+                self.line(line);
+            }
+            Event::TestRetrying { failed, attempt } => {
+                let id = format!("{}::{}", failed.suite, failed.name);
+                let mut line = format!(
+                    "{:>7} [{:>7.1}s] {id}",
+                    format!("TRY {}/{}", attempt + 1, self.attempts),
+                    failed.duration.as_secs_f64()
+                );
+                if let Outcome::Failed { message, .. } | Outcome::Error { message, .. } =
+                    &failed.outcome
+                {
+                    line.push_str(&format!(
+                        "\n          attempt {} {}: {message}\n          logs: {}",
+                        attempt,
+                        failed.outcome.label(),
+                        failed.artifacts.display()
                     ));
                 }
                 self.line(line);

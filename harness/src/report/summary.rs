@@ -4,7 +4,7 @@ use super::{Event, Reporter};
 use crate::runner::result::{Outcome, RunInfo, TestResult};
 use anyhow::Result;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub struct SummaryReporter {
     path: PathBuf,
@@ -26,24 +26,56 @@ impl SummaryReporter {
     }
 
     fn write(&self) -> Result<()> {
-        let count = |f: fn(&Outcome) -> bool| self.results.iter().filter(|r| f(&r.outcome)).count();
-        let doc = json!({
-            "aviary": env!("CARGO_PKG_VERSION"),
-            "run": self.info,
-            "finished": self.finished,
-            "interrupted": self.interrupted,
-            "counts": {
-                "passed": count(|o| matches!(o, Outcome::Passed)),
-                "failed": count(|o| matches!(o, Outcome::Failed { .. })),
-                "errors": count(|o| matches!(o, Outcome::Error { .. })),
-            },
-            "tests": self.results,
-        });
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&doc)?)?;
-        std::fs::rename(&tmp, &self.path)?;
-        Ok(())
+        let Some(info) = &self.info else {
+            return Ok(());
+        };
+        write(
+            &self.path,
+            info,
+            &self.results,
+            self.finished,
+            self.interrupted.as_deref(),
+        )
     }
+}
+
+/// The summary.json document. Top-level keys: `aviary` (version), `run`, `finished`,
+/// `interrupted`, `counts` (`passed` includes `flaky`), `tests`.
+pub fn document(
+    info: &RunInfo,
+    results: &[TestResult],
+    finished: bool,
+    interrupted: Option<&str>,
+) -> serde_json::Value {
+    let count = |f: fn(&TestResult) -> bool| results.iter().filter(|r| f(r)).count();
+    json!({
+        "aviary": env!("CARGO_PKG_VERSION"),
+        "run": info,
+        "finished": finished,
+        "interrupted": interrupted,
+        "counts": {
+            "passed": count(|r| matches!(r.outcome, Outcome::Passed)),
+            "failed": count(|r| matches!(r.outcome, Outcome::Failed { .. })),
+            "errors": count(|r| matches!(r.outcome, Outcome::Error { .. })),
+            "flaky": count(|r| r.flaky),
+        },
+        "tests": results,
+    })
+}
+
+/// Writes summary.json atomically (a temporary file renamed over it).
+pub fn write(
+    path: &Path,
+    info: &RunInfo,
+    results: &[TestResult],
+    finished: bool,
+    interrupted: Option<&str>,
+) -> Result<()> {
+    let doc = document(info, results, finished, interrupted);
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&doc)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 impl Reporter for SummaryReporter {
@@ -55,7 +87,7 @@ impl Reporter for SummaryReporter {
                 self.interrupted = interrupted.clone();
                 self.finished = true;
             }
-            Event::TestStarted { .. } => return Ok(()),
+            Event::TestStarted { .. } | Event::TestRetrying { .. } => return Ok(()),
         }
         self.write()
     }

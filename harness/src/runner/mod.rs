@@ -4,6 +4,7 @@
 pub mod ab;
 pub mod lookup;
 pub mod result;
+pub mod retry;
 pub mod steps;
 pub mod test;
 
@@ -51,7 +52,17 @@ pub enum RunEnd {
     Interrupted,
 }
 
-/// Runs `jobs` with at most `parallel` at once; returns every result and how the run ended.
+/// A test being run: its first job, when its current attempt started, and the attempts it already made.
+struct Running {
+    first: Job,
+    started: Instant,
+    attempt: u32,
+    earlier: Vec<TestResult>,
+}
+
+/// Runs `jobs` with at most `parallel` at once, each retried as `retry` decides up to
+/// `shared.info.retries` times (a retry takes the slot its failed attempt freed); returns every
+/// result and how the run ended.
 pub async fn run(
     jobs: Vec<Job>,
     shared: Arc<Shared>,
@@ -65,7 +76,7 @@ pub async fn run(
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut pending: std::collections::VecDeque<Job> = jobs.into();
-    let mut running: BTreeMap<String, (Job, Instant)> = BTreeMap::new();
+    let mut running: BTreeMap<String, Running> = BTreeMap::new();
     let mut set: JoinSet<TestResult> = JoinSet::new();
     let mut results = Vec::new();
     let mut interrupted: Option<String> = None;
@@ -79,7 +90,15 @@ pub async fn run(
                 suite: job.test.suite.clone(),
                 name: job.test.name.clone(),
             })?;
-            running.insert(job.id(), (job.clone(), Instant::now()));
+            running.insert(
+                job.id(),
+                Running {
+                    first: job.clone(),
+                    started: Instant::now(),
+                    attempt: 0,
+                    earlier: Vec::new(),
+                },
+            );
             set.spawn(test::run(job, shared.clone()));
         }
         if running.is_empty() {
@@ -89,16 +108,43 @@ pub async fn run(
             done = set.join_next() => {
                 match done {
                     Some(Ok(r)) => {
-                        running.remove(&format!("{}::{}", r.suite, r.name));
-                        sinks.emit(&Event::TestFinished { result: r.clone() })?;
-                        results.push(r);
+                        let id = format!("{}::{}", r.suite, r.name);
+                        let Some(mut t) = running.remove(&id) else {
+                            // Its slot went to a panicked task's report: record it as it is.
+                            sinks.emit(&Event::TestFinished { result: r.clone() })?;
+                            results.push(r);
+                            continue;
+                        };
+                        let next = t.attempt + 1;
+                        let retry = if retry::should_retry(&r.outcome, t.attempt, shared.info.retries) {
+                            retry::attempt_job(&t.first, next)
+                                .map_err(|e| tracing::error!("preparing retry {next} of {id}: {e}"))
+                                .ok()
+                        } else {
+                            None
+                        };
+                        match retry {
+                            Some(job) => {
+                                sinks.emit(&Event::TestRetrying { failed: r.clone(), attempt: next })?;
+                                t.earlier.push(r);
+                                t.attempt = next;
+                                t.started = Instant::now();
+                                running.insert(id, t);
+                                set.spawn(test::run(job, shared.clone()));
+                            }
+                            None => {
+                                let r = retry::fold(t.earlier, r);
+                                sinks.emit(&Event::TestFinished { result: r.clone() })?;
+                                results.push(r);
+                            }
+                        }
                     }
                     Some(Err(e)) => {
                         // A panicking test task: report it against whichever test it was.
                         tracing::error!("test task failed: {e}");
                         if let Some(id) = running.keys().next().cloned() {
-                            let (job, t) = running.remove(&id).expect("present");
-                            let r = error_result(&job, t, format!("harness error: {e}"));
+                            let t = running.remove(&id).expect("present");
+                            let r = t.finish(format!("harness error: {e}"));
                             sinks.emit(&Event::TestFinished { result: r.clone() })?;
                             results.push(r);
                         }
@@ -118,8 +164,8 @@ pub async fn run(
         set.abort_all();
         while set.join_next().await.is_some() {}
         crate::machine::process::kill_all();
-        for (_, (job, t)) in std::mem::take(&mut running) {
-            let r = error_result(&job, t, format!("interrupted by {why} while running"));
+        for (_, t) in std::mem::take(&mut running) {
+            let r = t.finish(format!("interrupted by {why} while running"));
             sinks.emit(&Event::TestFinished { result: r.clone() })?;
             results.push(r);
         }
@@ -146,6 +192,17 @@ pub async fn run(
     ))
 }
 
+impl Running {
+    /// Ends the test with a harness error, keeping the attempts it already made.
+    fn finish(self, message: String) -> TestResult {
+        let mut job = self.first;
+        if self.attempt > 0 {
+            job.dir = retry::attempt_dir(&job, self.attempt);
+        }
+        retry::fold(self.earlier, error_result(&job, self.started, message))
+    }
+}
+
 fn error_result(job: &Job, started: Instant, message: String) -> TestResult {
     TestResult {
         suite: job.test.suite.clone(),
@@ -158,5 +215,7 @@ fn error_result(job: &Job, started: Instant, message: String) -> TestResult {
         artifacts: job.dir.clone(),
         machines: Vec::new(),
         log: String::new(),
+        reruns: Vec::new(),
+        flaky: false,
     }
 }

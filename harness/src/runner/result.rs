@@ -1,13 +1,15 @@
-//! What a run produces: per-test outcomes and the facts every report carries.
+//! What a run produces: per-test outcomes and the facts every report carries. Everything here
+//! is written to summary.json and read back from it (`report::read`), so it derives both.
 
 use crate::images::ResolvedImage;
 use crate::machine::accel::AccelDecision;
 use crate::machine::BootRecord;
-use serde::Serialize;
+use crate::shard::Shard;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum Outcome {
     Passed,
@@ -33,7 +35,7 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MachineReport {
     pub name: String,
     pub image: String,
@@ -47,25 +49,54 @@ pub struct MachineReport {
     pub ssh: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TestResult {
     pub suite: String,
     pub name: String,
+    /// The outcome of the last attempt.
     pub outcome: Outcome,
-    #[serde(serialize_with = "secs")]
+    /// Of the last attempt; each rerun carries its own.
+    #[serde(with = "secs")]
     pub duration: Duration,
     pub artifacts: PathBuf,
     pub machines: Vec<MachineReport>,
     /// The step log: what ran and what came back.
     pub log: String,
+    /// Earlier attempts that did not pass (`--retries`), oldest first.
+    #[serde(default)]
+    pub reruns: Vec<Rerun>,
+    /// Passed after at least one failed attempt.
+    #[serde(default)]
+    pub flaky: bool,
 }
 
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+/// One earlier attempt of a retried test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rerun {
+    /// Failed or Error (a passing attempt is never retried).
+    pub outcome: Outcome,
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    pub artifacts: PathBuf,
+}
+
+/// Durations as seconds (f64, millisecond precision) in reports.
+pub mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Facts about the whole run, carried into every report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
     pub run_id: String,
     pub started: String,
@@ -74,4 +105,22 @@ pub struct RunInfo {
     pub accel: AccelDecision,
     pub images: Vec<ResolvedImage>,
     pub suites: Vec<String>,
+    /// `--shard i/n`, written as "i/n"; null for the whole plan.
+    #[serde(default)]
+    pub shard: Option<Shard>,
+    /// `--retries N`: how many times a test that did not pass was run again at most.
+    #[serde(default)]
+    pub retries: u32,
+    /// For a run made by `aviary report merge`: the runs it was made from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<SourceRun>,
+}
+
+/// A run that a merged run was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRun {
+    pub run_id: String,
+    pub dir: PathBuf,
+    pub shard: Option<Shard>,
+    pub seed: u64,
 }

@@ -23,6 +23,8 @@ pub struct Job {
     pub ignition: BTreeMap<String, PathBuf>,
     /// Channel → release that `update` steps offer.
     pub releases: BTreeMap<String, crate::images::ResolvedImage>,
+    /// 0 for the first run, k for the k-th retry (`--retries`).
+    pub attempt: u32,
 }
 
 impl Job {
@@ -69,9 +71,12 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
         };
     }
     let passed = outcome == Outcome::Passed;
+    // --keep-on-failure keeps the machines of a test's last attempt only: an attempt that will be
+    // retried is torn down, so the retry boots fresh machines and its sockets are free.
+    let keep_allowed = shared.keep_on_failure && job.attempt >= shared.info.retries;
     let mut reports = Vec::new();
     for (name, m) in machines.iter_mut() {
-        let keep = !passed && shared.keep_on_failure;
+        let keep = !passed && keep_allowed;
         let endpoint = m.endpoint();
         if keep {
             let _ = writeln!(log, "kept {name} up: {}", endpoint.ssh_command());
@@ -91,7 +96,7 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
             ssh: keep.then(|| endpoint.ssh_command()),
         });
     }
-    if !passed && shared.keep_on_failure {
+    if !passed && keep_allowed {
         shared
             .kept
             .lock()
@@ -107,6 +112,8 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
         artifacts: job.dir.clone(),
         machines: reports,
         log,
+        reruns: Vec::new(),
+        flaky: false,
     }
 }
 
