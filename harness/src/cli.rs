@@ -32,6 +32,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ImagesCommand,
     },
+    /// Work with run reports.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Decide (and cache) the accelerator: a real tiny boot under KVM, else TCG.
     Probe,
     /// Internal: QEMU's guestfwd runs this per guest connection to reach the update server.
@@ -84,4 +89,14 @@ pub enum ImagesCommand {
     List,
     /// Print the path of a channel's built disk image (building it if needed).
     Path { channel: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// (Re)write RUN/report.html from its summary.json (and verdict.json, if any).
+    Html {
+        run: PathBuf,
+        #[arg(long)]
+        verdict: Option<PathBuf>,
+    },
 }

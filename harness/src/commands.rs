@@ -4,7 +4,11 @@ use crate::cli::*;
 use crate::images::{Images, ResolvedImage, Workspace};
 use crate::machine::accel;
 use crate::report::{
-    junit::JunitReporter, progress::ProgressReporter, summary::SummaryReporter, FanOut,
+    html_file::{self, HtmlReporter},
+    junit::JunitReporter,
+    progress::ProgressReporter,
+    summary::SummaryReporter,
+    FanOut,
 };
 use crate::runner::result::{Outcome, RunInfo};
 use crate::runner::test::Job;
@@ -25,6 +29,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run(args) => cmd_run(args),
         Command::List(sel) => cmd_list(sel),
         Command::Images { command } => cmd_images(command),
+        Command::Report { command } => cmd_report(command),
         Command::Probe => cmd_probe(),
         Command::GuestfwdProxy { addr } => {
             crate::update_server::proxy(&addr)?;
@@ -226,6 +231,19 @@ fn cmd_images(c: ImagesCommand) -> Result<i32> {
     Ok(EXIT_PASS)
 }
 
+fn cmd_report(c: ReportCommand) -> Result<i32> {
+    match c {
+        ReportCommand::Html { run, verdict } => {
+            match html_file::write_report(&run, verdict.as_deref()) {
+                Ok(path) => println!("{}", path.display()),
+                Err(e) if e.is_bad_input() => return Err(BadInput(e.to_string()).into()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(EXIT_PASS)
+}
+
 fn cmd_probe() -> Result<i32> {
     let ws = Workspace::discover();
     let mut images = Images::open(ws)?;
@@ -389,6 +407,8 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             Box::new(ProgressReporter::new()),
             Box::new(JunitReporter::new(run_dir.join("junit.xml"))),
             Box::new(SummaryReporter::new(run_dir.join("summary.json"))),
+            // Reads the summary.json written just before it.
+            Box::new(HtmlReporter::new(run_dir.clone())),
         ]);
         let (results, end) = runner::run(jobs, shared.clone(), args.jobs, &mut sinks).await?;
         let kept = std::mem::take(&mut *shared.kept.lock().unwrap_or_else(|e| e.into_inner()));

@@ -1,8 +1,11 @@
-//! Reporters subscribe to run events: terminal progress, JUnit, JSON summary.
+//! Reporters subscribe to run events: terminal progress, JUnit, JSON summary, HTML page.
 
+pub mod html;
+pub mod html_file;
 pub mod junit;
 pub mod progress;
 pub mod summary;
+pub mod text;
 
 use crate::runner::result::{RunInfo, TestResult};
 
