@@ -10,6 +10,8 @@ PACKAGES=(
   ignition                            # ignition-validate
   openssh-client                      # ssh-keygen for per-run keys
   libxml2-utils                       # xmllint: JUnit schema checks in tests
+  chromium fonts-liberation           # headless Chromium loads report.html in tests (tests/html.rs);
+                                      # fonts-liberation: readable text in its screenshots
   libssl-dev pkg-config               # ssh2's libssh2/openssl build
   zstd ca-certificates rauc squashfs-tools  # rauc bundle (update payloads)
 )

@@ -32,16 +32,16 @@ pub enum Command {
         #[command(subcommand)]
         command: ImagesCommand,
     },
-    /// Decide (and cache) the accelerator: a real tiny boot under KVM, else TCG.
-    Probe,
-    /// Decide whether a release may move to the next channel, from runs' reports.
-    /// Exit codes: 0 promote, 1 hold, 2 bad input.
-    Gate(GateArgs),
     /// Work with run reports.
     Report {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// Decide (and cache) the accelerator: a real tiny boot under KVM, else TCG.
+    Probe,
+    /// Decide whether a release may move to the next channel, from runs' reports.
+    /// Exit codes: 0 promote, 1 hold, 2 bad input.
+    Gate(GateArgs),
     /// Internal: QEMU's guestfwd runs this per guest connection to reach the update server.
     #[command(hide = true)]
     GuestfwdProxy { addr: String },
@@ -137,5 +137,11 @@ pub enum ReportCommand {
         runs: Vec<PathBuf>,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// (Re)write RUN/report.html from its summary.json (and verdict.json, if any).
+    Html {
+        run: PathBuf,
+        #[arg(long)]
+        verdict: Option<PathBuf>,
     },
 }

@@ -4,7 +4,11 @@ use crate::cli::*;
 use crate::images::{Images, ResolvedImage, Workspace};
 use crate::machine::accel;
 use crate::report::{
-    junit::JunitReporter, progress::ProgressReporter, summary::SummaryReporter, FanOut,
+    html_file::{self, HtmlReporter},
+    junit::JunitReporter,
+    progress::ProgressReporter,
+    summary::SummaryReporter,
+    FanOut,
 };
 use crate::runner::result::{Outcome, RunInfo};
 use crate::runner::test::Job;
@@ -26,9 +30,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run(args) => cmd_run(args),
         Command::List(sel) => cmd_list(sel),
         Command::Images { command } => cmd_images(command),
+        Command::Report { command } => cmd_report(command),
         Command::Probe => cmd_probe(),
         Command::Gate(args) => cmd_gate(args),
-        Command::Report { command } => cmd_report(command),
         Command::GuestfwdProxy { addr } => {
             crate::update_server::proxy(&addr)?;
             Ok(EXIT_PASS)
@@ -293,6 +297,16 @@ fn cmd_gate(a: GateArgs) -> Result<i32> {
     print!("{}", verdict.render());
     let sha = verdict.write(&a.verdict)?;
     println!("verdict.json: {} (sha256 {sha})", a.verdict.display());
+    // Each run's page shows the verdict it contributed to.
+    for r in &verdict.runs {
+        match html_file::write_report(&r.dir, Some(&a.verdict)) {
+            Ok(p) => println!("report: {}", p.display()),
+            Err(e) => eprintln!(
+                "aviary gate: could not rewrite {}'s report.html: {e}",
+                r.dir.display()
+            ),
+        }
+    }
     match verdict.verdict {
         crate::gate::Decision::Hold => {
             if a.promote {
@@ -321,6 +335,14 @@ fn cmd_gate(a: GateArgs) -> Result<i32> {
 
 fn cmd_report(c: ReportCommand) -> Result<i32> {
     match c {
+        ReportCommand::Html { run, verdict } => {
+            match html_file::write_report(&run, verdict.as_deref()) {
+                Ok(path) => println!("{}", path.display()),
+                Err(e) if e.is_bad_input() => return Err(BadInput(e.to_string()).into()),
+                Err(e) => return Err(e.into()),
+            }
+            Ok(EXIT_PASS)
+        }
         ReportCommand::Merge { runs, out } => {
             let mut read = Vec::new();
             for dir in &runs {
@@ -490,6 +512,8 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             Box::new(ProgressReporter::new()),
             Box::new(JunitReporter::new(run_dir.join("junit.xml"))),
             Box::new(SummaryReporter::new(run_dir.join("summary.json"))),
+            // Reads the summary.json written just before it.
+            Box::new(HtmlReporter::new(run_dir.clone())),
         ]);
         let (results, end) = runner::run(jobs, shared.clone(), args.jobs, &mut sinks).await?;
         let kept = std::mem::take(&mut *shared.kept.lock().unwrap_or_else(|e| e.into_inner()));

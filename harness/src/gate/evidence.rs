@@ -3,6 +3,7 @@
 
 use super::evaluate::{RunEvidence, TestEvidence, TestStatus};
 use crate::commands::BadInput;
+use crate::runner::result::Outcome;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -20,85 +21,36 @@ fn bad(msg: String) -> BadInput {
     BadInput(format!("error: {msg}"))
 }
 
-fn field<'a>(
-    v: &'a serde_json::Value,
-    path: &str,
-    file: &Path,
-) -> Result<&'a serde_json::Value, BadInput> {
-    let mut cur = v;
-    for k in path.split('.') {
-        cur = cur
-            .get(k)
-            .ok_or_else(|| bad(format!("{}: field `{path}` is missing", file.display())))?;
-    }
-    Ok(cur)
-}
-
-fn string(v: &serde_json::Value, path: &str, file: &Path) -> Result<String, BadInput> {
-    field(v, path, file)?
-        .as_str()
-        .map(String::from)
-        .ok_or_else(|| {
-            bad(format!(
-                "{}: field `{path}` is not a string",
-                file.display()
-            ))
-        })
-}
-
 /// Reads one run folder and checks it tested `version` with `digest`.
 pub fn read_run(arg: &Path, version: &str, digest: &str) -> Result<RunEvidence, BadInput> {
     let dir = run_dir(arg);
+    let report = crate::report::read::read_run(&dir).map_err(|e| {
+        bad(format!(
+            "{e}\n  hint: a REPORT is a run folder that `aviary run` wrote (reports/<run-id>/)"
+        ))
+    })?;
     let path = dir.join("summary.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        bad(format!(
-            "{}: cannot read ({e}); a REPORT is a run folder that `aviary run` wrote (reports/<run-id>/)",
-            path.display()
-        ))
-    })?;
-    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        bad(format!(
-            "{}:{}:{}: not valid JSON: {e}",
-            path.display(),
-            e.line(),
-            e.column()
-        ))
-    })?;
-    let run_id = string(&doc, "run.run_id", &path)?;
-    let started = string(&doc, "run.started", &path)?;
-    let images = field(&doc, "run.images", &path)?
-        .as_array()
-        .ok_or_else(|| {
-            bad(format!(
-                "{}: field `run.images` is not a list",
-                path.display()
-            ))
-        })?;
+    let run_id = report.run.run_id.clone();
     let mut tested = false;
-    for img in images {
-        let v = string(img, "version", &path)?;
-        let sha = string(img, "sha256", &path)?;
-        let name = string(img, "name", &path)?;
-        if v == version {
-            if sha != digest {
+    for img in &report.run.images {
+        if img.version == version {
+            if img.sha256 != digest {
                 return Err(bad(format!(
-                    "{}: run {run_id} tested {version} as image `{name}` with sha256 {sha}, but channels.yaml records {digest} for that release: these reports are of another build",
-                    path.display()
+                    "{}: run {run_id} tested {version} as image `{}` with sha256 {}, but channels.yaml records {digest} for that release: these reports are of another build",
+                    path.display(),
+                    img.name,
+                    img.sha256
                 )));
             }
             tested = true;
         }
     }
     if !tested {
-        let seen: Vec<String> = images
+        let seen: Vec<String> = report
+            .run
+            .images
             .iter()
-            .filter_map(|i| {
-                Some(format!(
-                    "{} {}",
-                    i.get("name")?.as_str()?,
-                    i.get("version")?.as_str()?
-                ))
-            })
+            .map(|i| format!("{} {}", i.name, i.version))
             .collect();
         return Err(bad(format!(
             "{}: run {run_id} did not test release {version} (it booted: {})",
@@ -110,48 +62,31 @@ pub fn read_run(arg: &Path, version: &str, digest: &str) -> Result<RunEvidence, 
             }
         )));
     }
-    let finished = field(&doc, "finished", &path)?.as_bool().unwrap_or(false);
-    let interrupted = doc
-        .get("interrupted")
-        .and_then(|v| v.as_str())
-        .map(String::from);
-    let list = field(&doc, "tests", &path)?
-        .as_array()
-        .ok_or_else(|| bad(format!("{}: field `tests` is not a list", path.display())))?;
-    let mut tests = Vec::new();
-    for (i, t) in list.iter().enumerate() {
-        let at = |f: &str| format!("tests[{i}].{f}");
-        let status = match string(t, "outcome.status", &path)?.as_str() {
-            "passed" => TestStatus::Passed,
-            "failed" => TestStatus::Failed,
-            "error" => TestStatus::Error,
-            other => {
-                return Err(bad(format!(
-                    "{}: {}: `{other}` is not an outcome (passed, failed, error)",
-                    path.display(),
-                    at("outcome.status")
-                )))
+    let tests: Vec<TestEvidence> = report
+        .tests
+        .iter()
+        .map(|t| {
+            let (status, message) = match &t.outcome {
+                Outcome::Passed => (TestStatus::Passed, String::new()),
+                Outcome::Failed { message, .. } => (TestStatus::Failed, message.clone()),
+                Outcome::Error { message, .. } => (TestStatus::Error, message.clone()),
+            };
+            TestEvidence {
+                suite: t.suite.clone(),
+                name: t.name.clone(),
+                status,
+                message,
+                flaky: t.flaky,
             }
-        };
-        tests.push(TestEvidence {
-            suite: string(t, "suite", &path)?,
-            name: string(t, "name", &path)?,
-            status,
-            message: t
-                .pointer("/outcome/message")
-                .and_then(|m| m.as_str())
-                .unwrap_or("")
-                .to_string(),
-            flaky: t.get("flaky").and_then(|f| f.as_bool()).unwrap_or(false),
-        });
-    }
+        })
+        .collect();
     cross_check(&dir.join("junit.xml"), &tests)?;
     Ok(RunEvidence {
         dir,
         run_id,
-        started,
-        finished,
-        interrupted,
+        started: report.run.started.clone(),
+        finished: report.finished,
+        interrupted: report.interrupted.clone(),
         tests,
     })
 }

@@ -389,36 +389,47 @@ impl Fixture {
         self.dir.path().join(p)
     }
 
-    /// A run folder as `aviary run` writes it: summary.json and junit.xml.
+    /// A run folder as `aviary run` writes it: summary.json and junit.xml, whose test
+    /// `provisioning::users` ends as `users` in the one and as `junit_users` in the other.
     fn report(&self, run_id: &str, digest: &str, users: &str, junit_users: &str) -> PathBuf {
+        use crate::runner::result::Outcome;
         let d = self.path(run_id);
         std::fs::create_dir_all(&d).unwrap();
-        let outcome = match users {
-            "passed" => r#"{"status": "passed"}"#.to_string(),
-            s => format!(r#"{{"status": "{s}", "message": "it broke", "detail": "x"}}"#),
+        let outcome = |s: &str| match s {
+            "passed" => Outcome::Passed,
+            "failed" => Outcome::Failed {
+                message: "it broke".into(),
+                detail: "x".into(),
+            },
+            _ => Outcome::Error {
+                message: "it broke".into(),
+                detail: "x".into(),
+            },
         };
-        std::fs::write(
-            d.join("summary.json"),
-            format!(
-                r#"{{"aviary": "0.1.0", "run": {{"run_id": "{run_id}", "started": "2026-12-02T10:00:00Z", "images": [{{"name": "beta", "version": "1001.0.0", "sha256": "{digest}"}}]}},
-"finished": true, "interrupted": null, "tests": [{{"suite": "provisioning", "name": "users", "outcome": {outcome}, "duration": 1.5}}]}}"#
-            ),
-        )
-        .unwrap();
-        let case = match junit_users {
-            "passed" => String::new(),
-            "failed" => r#"<failure message="it broke" type="failure">x</failure>"#.into(),
-            _ => r#"<error message="it broke" type="error">x</error>"#.into(),
-        };
-        std::fs::write(
-            d.join("junit.xml"),
-            format!(
-                r#"<?xml version="1.0" encoding="UTF-8"?>
-<testsuites name="aviary-{run_id}" tests="1" failures="0" errors="0"><testsuite name="provisioning" tests="1" failures="0" errors="0"><testcase name="users" classname="aviary.provisioning" time="1.5">{case}</testcase></testsuite></testsuites>
-"#
-            ),
-        )
-        .unwrap();
+        let mut info = crate::report::read::tests::info(run_id);
+        info.images = vec![crate::images::ResolvedImage {
+            name: "beta".into(),
+            channel: Some("beta".into()),
+            version: "1001.0.0".into(),
+            kernel_release: "6.1.0-53-cloud-amd64".into(),
+            kernel_version: "6.1.187-1".into(),
+            disk: "/cache/beta/disk.qcow2".into(),
+            sha256: digest.into(),
+            vmlinuz: None,
+            fw_cfg_name: "opt/com.coreos/config".into(),
+            payload: None,
+            payload_sha256: None,
+            payload_size: None,
+        }];
+        let mut t = crate::report::read::tests::test("users", outcome(users));
+        t.suite = "provisioning".into();
+        let summary = serde_json::json!({
+            "aviary": "0.1.0", "run": info, "finished": true, "interrupted": null, "tests": [t],
+        });
+        std::fs::write(d.join("summary.json"), summary.to_string()).unwrap();
+        t.outcome = outcome(junit_users);
+        let xml = crate::report::junit::render(&info, &[t]).unwrap();
+        std::fs::write(d.join("junit.xml"), xml).unwrap();
         d
     }
 
@@ -513,7 +524,10 @@ fn contradictory_or_malformed_reports_are_bad_input() {
     )
     .unwrap();
     let e = f.bad_input(&f.request(vec![a.clone()]));
-    assert!(e.contains("field `run.run_id` is missing"), "{e}");
+    assert!(
+        e.contains("summary.json:1:38: not a summary.json aviary can read: missing field `run_id`"),
+        "{e}"
+    );
     // Not a run folder at all.
     let e = f.bad_input(&f.request(vec![f.path("nowhere")]));
     assert!(

@@ -1,10 +1,13 @@
-//! Reporters subscribe to run events: terminal progress, JUnit, JSON summary.
+//! Reporters subscribe to run events: terminal progress, JUnit, JSON summary, HTML page.
 
+pub mod html;
+pub mod html_file;
 pub mod junit;
 pub mod merge;
 pub mod progress;
 pub mod read;
 pub mod summary;
+pub mod text;
 
 use crate::runner::result::{RunInfo, TestResult};
 
