@@ -39,6 +39,19 @@ pub enum Command {
     },
     /// Decide (and cache) the accelerator: a real tiny boot under KVM, else TCG.
     Probe,
+    /// Rerun a failed test exactly from its repro bundle (`<run>/<suite>/<test>/repro`).
+    Reproduce {
+        bundle: PathBuf,
+        /// Leave its VMs up afterwards, passed or failed, and print the ssh commands.
+        #[arg(long)]
+        keep: bool,
+        /// Where the rerun's folder goes (default: reports/ in the workspace).
+        #[arg(long)]
+        reports: Option<PathBuf>,
+    },
+    /// Boot machines for hands-on debugging (a cluster on a private segment when several)
+    /// and keep them up until Ctrl-C.
+    Spawn(SpawnArgs),
     /// Decide whether a release may move to the next channel, from runs' reports.
     /// Exit codes: 0 promote, 1 hold, 2 bad input.
     Gate(GateArgs),
@@ -85,6 +98,22 @@ pub struct RunArgs {
     /// Where run folders go (default: reports/ in the workspace).
     #[arg(long)]
     pub reports: Option<PathBuf>,
+    /// Keep every test's machines up, passed or not (reproduce --keep, spawn).
+    #[arg(skip)]
+    pub keep_all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SpawnArgs {
+    /// A channel or a .qcow2 path.
+    #[arg(long, default_value = "stable")]
+    pub image: String,
+    /// How many machines (node-1 … node-N); several share a private segment.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub nodes: u32,
+    /// Guest memory per machine, MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub memory: u32,
 }
 
 #[derive(Debug, Args)]

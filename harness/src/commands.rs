@@ -33,6 +33,12 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Report { command } => cmd_report(command),
         Command::Probe => cmd_probe(),
         Command::Gate(args) => cmd_gate(args),
+        Command::Reproduce {
+            bundle,
+            keep,
+            reports,
+        } => cmd_reproduce(&bundle, keep, reports),
+        Command::Spawn(args) => cmd_spawn(args),
         Command::GuestfwdProxy { addr } => {
             crate::update_server::proxy(&addr)?;
             Ok(EXIT_PASS)
@@ -376,6 +382,102 @@ fn cmd_report(c: ReportCommand) -> Result<i32> {
     }
 }
 
+/// Reruns one test from its repro bundle: same suite file, test, images (checked by digest),
+/// update targets, seed and accelerator.
+fn cmd_reproduce(path: &Path, keep: bool, reports: Option<PathBuf>) -> Result<i32> {
+    use crate::runner::repro;
+    let b = repro::read(path).map_err(|e| BadInput(format!("error: {e}")))?;
+    let ws = Workspace::discover();
+    // SAFETY: set before any thread of Aviary's starts.
+    unsafe { std::env::set_var("AVIARY_MANIFEST", &b.manifest) };
+    let mut images = Images::open(ws)?;
+    let mut now = BTreeMap::new();
+    for p in b.machines.values().chain(b.releases.values()) {
+        let r = if p.image.contains('/') || p.image.ends_with(".qcow2") {
+            ImageRef::Path(PathBuf::from(&p.image))
+        } else {
+            ImageRef::Channel(p.image.clone())
+        };
+        if let Ok(r) = images.resolve(&r) {
+            now.insert(
+                p.image.clone(),
+                repro::PinnedImage {
+                    image: p.image.clone(),
+                    version: r.version,
+                    sha256: r.sha256,
+                },
+            );
+        }
+    }
+    let changed = repro::changed(&b, &now);
+    if !changed.is_empty() {
+        return Err(BadInput(format!(
+            "error: {}: the images differ from the run it records, so it would not rerun the same thing:\n  {}",
+            path.display(),
+            changed.join("\n  ")
+        ))
+        .into());
+    }
+    // SAFETY: as above; the accelerator the failure ran under.
+    unsafe { std::env::set_var("AVIARY_ACCEL", b.accelerator.to_string()) };
+    eprintln!(
+        "aviary: reproducing {} (seed {}, {}) from {}",
+        b.test,
+        b.seed,
+        b.accelerator,
+        b.suite_file.display()
+    );
+    cmd_run(RunArgs {
+        select: SelectArgs {
+            suites: vec![b.suite_file.clone()],
+            image: repro::image_args(&b),
+            filter: Some(b.test.clone()),
+            shard: None,
+        },
+        jobs: 1,
+        keep_on_failure: keep,
+        keep_all: keep,
+        retries: 0,
+        seed: Some(b.seed),
+        reports,
+    })
+}
+
+/// Boots N machines from one image (a cluster when several) and keeps them up until Ctrl-C.
+fn cmd_spawn(a: SpawnArgs) -> Result<i32> {
+    let ws = Workspace::discover();
+    let dir = tempfile::Builder::new().prefix("aviary-spawn-").tempdir()?;
+    let suite = dir.path().join("spawn.yaml");
+    let machines: String = (1..=a.nodes)
+        .map(|i| {
+            format!(
+                "      node-{i}: {{ image: \"{}\", memory: {} }}\n",
+                a.image, a.memory
+            )
+        })
+        .collect();
+    std::fs::write(
+        &suite,
+        format!(
+            "suite: spawn\ntests:\n  - name: spawn\n    timeout: 30m\n    machines:\n{machines}    steps:\n      - run: {{ on: node-1, cmd: \"cat /etc/os-release\" }}\n"
+        ),
+    )?;
+    cmd_run(RunArgs {
+        select: SelectArgs {
+            suites: vec![suite],
+            image: Vec::new(),
+            filter: None,
+            shard: None,
+        },
+        jobs: 1,
+        keep_on_failure: true,
+        keep_all: true,
+        retries: 0,
+        seed: None,
+        reports: Some(ws.reports_dir()),
+    })
+}
+
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
@@ -469,7 +571,19 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
                 _ => None,
             })
             .collect();
+        let next = suites
+            .iter()
+            .flat_map(|s| s.tests.iter())
+            .filter(|o| o.loc.file == t.loc.file && o.loc.line > t.loc.line)
+            .map(|o| o.loc.line)
+            .min();
+        let source = suites
+            .iter()
+            .find(|s| s.path == t.loc.file)
+            .map(|s| s.source.as_str())
+            .unwrap_or("");
         jobs.push(Job {
+            excerpt: crate::runner::repro::excerpt(source, t.loc.line, next),
             test: t.clone(),
             dir,
             images: imgs,
@@ -506,6 +620,8 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             key: key.clone(),
             sock_dir: sock_dir.path().to_path_buf(),
             keep_on_failure: args.keep_on_failure,
+            keep_all: args.keep_all,
+            manifest_path: ws.manifest_path(),
             kept: Mutex::new(Vec::new()),
         });
         let mut sinks = FanOut(vec![
@@ -518,7 +634,10 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
         let (results, end) = runner::run(jobs, shared.clone(), args.jobs, &mut sinks).await?;
         let kept = std::mem::take(&mut *shared.kept.lock().unwrap_or_else(|e| e.into_inner()));
         if !kept.is_empty() && end == RunEnd::Completed {
-            eprintln!("aviary: {} machine(s) of failed tests are still up (see above for ssh commands); Ctrl-C ends them", kept.len());
+            eprintln!("aviary: {} machine(s) are still up; Ctrl-C ends them:", kept.len());
+            for m in &kept {
+                eprintln!("  {}: {}", m.name, m.endpoint().ssh_command());
+            }
             let _ = tokio::signal::ctrl_c().await;
         }
         for mut m in kept {
@@ -549,7 +668,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
     })?;
     drop(rt);
     crate::machine::process::kill_all();
-    if code == EXIT_PASS && !args.keep_on_failure {
+    if code == EXIT_PASS && !args.keep_on_failure && !args.keep_all {
         let _ = std::fs::remove_dir_all(&key_dir);
     }
     Ok(code)

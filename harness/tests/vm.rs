@@ -145,7 +145,16 @@ fn provisioning_suite_passes_on_stable_and_leaves_nothing_behind() {
 fn a_failed_expectation_says_expected_and_seen() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     base_image();
-    let r = run_suite(&["fixtures/suites/failing.yaml"], None);
+    let r = run_suite(
+        &[
+            "fixtures/suites/failing.yaml",
+            "--retries",
+            "1",
+            "--seed",
+            "77",
+        ],
+        None,
+    );
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     let junit = std::fs::read_to_string(r.dir.join("junit.xml")).unwrap();
     assert!(
@@ -157,6 +166,59 @@ fn a_failed_expectation_says_expected_and_seen() {
         junit.contains("fixtures/suites/failing.yaml:11:"),
         "{junit}"
     );
+    // Retried once, failed both times: a rerunFailure, and the retry's own folder.
+    assert!(junit.contains("<rerunFailure"), "{junit}");
+    let test_dir = r.dir.join("must-fail/wrong-hostname");
+    assert!(test_dir.join("retry_1/node/console.log").is_file());
+    assert!(r.stderr.contains("TRY 2/2"), "{}", r.stderr);
+    // The failure leaves a repro bundle, and `aviary reproduce` reruns exactly that test.
+    let bundle = test_dir.join("retry_1/repro");
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("bundle.json")).unwrap())
+            .unwrap();
+    assert_eq!(b["test"], "must-fail::wrong-hostname", "{b}");
+    assert_eq!(b["seed"], 77, "{b}");
+    assert_eq!(b["machines"]["node"]["image"], "stable", "{b}");
+    assert_eq!(b["machines"]["node"]["sha256"].as_str().unwrap().len(), 64);
+    let excerpt = std::fs::read_to_string(bundle.join("test.yaml")).unwrap();
+    assert!(
+        excerpt.starts_with("  - name: wrong-hostname\n"),
+        "{excerpt}"
+    );
+    assert!(std::fs::read_to_string(bundle.join("node.ign"))
+        .unwrap()
+        .contains("canary-2"));
+    assert!(
+        std::fs::read_to_string(bundle.join("node.qemu-cmdline.txt"))
+            .unwrap()
+            .contains("restrict=on")
+    );
+    let again = tempfile::tempdir().unwrap();
+    let out = aviary()
+        .arg("reproduce")
+        .arg(&bundle)
+        .arg("--reports")
+        .arg(again.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("reproducing must-fail::wrong-hostname (seed 77"),
+        "{stderr}"
+    );
+    let rerun = run_dir(again.path());
+    let s = summary(&rerun);
+    assert_eq!(s["run"]["seed"], 77, "{s}");
+    assert_eq!(s["tests"].as_array().unwrap().len(), 1, "{s}");
+    assert!(
+        s["tests"][0]["outcome"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stdout does not match /^not-this-host$/"),
+        "{s}"
+    );
+    xsd_valid(&rerun.join("junit.xml"));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 pub mod ab;
 pub mod lookup;
+pub mod repro;
 pub mod result;
 pub mod retry;
 pub mod steps;
@@ -27,6 +28,10 @@ pub struct Shared {
     pub key: PathBuf,
     pub sock_dir: PathBuf,
     pub keep_on_failure: bool,
+    /// Keep every test's machines up, passed or not (`aviary reproduce --keep`, `aviary spawn`).
+    pub keep_all: bool,
+    /// The manifest the run's channels come from (recorded in repro bundles).
+    pub manifest_path: PathBuf,
     /// Machines left up by --keep-on-failure, shut down when the user interrupts.
     pub kept: Mutex<Vec<Machine>>,
 }

@@ -187,6 +187,7 @@ mod tests {
             ignition: [("node".to_string(), ign)].into(),
             releases: Default::default(),
             attempt: 0,
+            excerpt: String::new(),
         };
         let j = attempt_job(&first, 2).unwrap();
         assert_eq!(j.attempt, 2);

@@ -25,6 +25,8 @@ pub struct Job {
     pub releases: BTreeMap<String, crate::images::ResolvedImage>,
     /// 0 for the first run, k for the k-th retry (`--retries`).
     pub attempt: u32,
+    /// The test's own lines of its suite file, for its repro bundle.
+    pub excerpt: String,
 }
 
 impl Job {
@@ -73,10 +75,20 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
     let passed = outcome == Outcome::Passed;
     // --keep-on-failure keeps the machines of a test's last attempt only: an attempt that will be
     // retried is torn down, so the retry boots fresh machines and its sockets are free.
-    let keep_allowed = shared.keep_on_failure && job.attempt >= shared.info.retries;
+    let last_attempt = job.attempt >= shared.info.retries;
+    let keep = last_attempt && (shared.keep_all || (!passed && shared.keep_on_failure));
+    if !passed {
+        match super::repro::write(&job, &shared, &outcome) {
+            Ok(dir) => {
+                let _ = writeln!(log, "repro bundle: aviary reproduce {}", dir.display());
+            }
+            Err(e) => {
+                let _ = writeln!(log, "could not write the repro bundle: {e}");
+            }
+        }
+    }
     let mut reports = Vec::new();
     for (name, m) in machines.iter_mut() {
-        let keep = !passed && keep_allowed;
         let endpoint = m.endpoint();
         if keep {
             let _ = writeln!(log, "kept {name} up: {}", endpoint.ssh_command());
@@ -96,7 +108,7 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
             ssh: keep.then(|| endpoint.ssh_command()),
         });
     }
-    if !passed && keep_allowed {
+    if keep {
         shared
             .kept
             .lock()
