@@ -12,8 +12,7 @@
 # By default the pipeline works on a copy of the manifest in WORK (default
 # reports/pipeline-<time>/), so a promotion rewrites that copy and appends to WORK/promotions.log;
 # --in-place promotes the manifest itself (what a release CI job that commits the result does).
-# --manifest selects another manifest, e.g. fixtures/bad-beta/channels.yaml: a seeded bad beta
-# whose docker daemon is masked, which the gate must hold.
+# --manifest selects another manifest: a seeded bad candidate, which the gate must hold.
 #
 # Exit: the gate's code (0 promoted, 1 held, 2 bad input), or a run's code 2/130 when a run
 # could not produce a verdict at all.
@@ -28,7 +27,7 @@ while [ $# -gt 0 ]; do
     --work) work=$2; shift 2 ;;
     --in-place) in_place=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "pipeline: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
