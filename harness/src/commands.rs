@@ -621,6 +621,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             sock_dir: sock_dir.path().to_path_buf(),
             keep_on_failure: args.keep_on_failure,
             keep_all: args.keep_all,
+            parallel: args.jobs,
             manifest_path: ws.manifest_path(),
             kept: Mutex::new(Vec::new()),
         });

@@ -43,11 +43,16 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Hash of every file under the recipe folder (sorted relative paths, contents, exec bits) plus
-/// the release parameters: the cache key of a built image.
-pub fn recipe_hash(recipe_dir: &Path, params: &[(&str, &str)]) -> std::io::Result<String> {
+/// Hash of the recipe folder's files that `include` takes (sorted relative paths, contents, exec
+/// bits) plus the release parameters: the cache key of a built image.
+pub fn recipe_hash(
+    recipe_dir: &Path,
+    params: &[(&str, &str)],
+    include: impl Fn(&str) -> bool,
+) -> std::io::Result<String> {
     let mut files = Vec::new();
     collect(recipe_dir, recipe_dir, &mut files)?;
+    files.retain(|f| include(f));
     files.sort();
     let mut h = Sha256::new();
     for rel in files {
@@ -91,17 +96,29 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()
 mod tests {
     use super::*;
 
+    fn all(_: &str) -> bool {
+        true
+    }
+
     #[test]
     fn recipe_hash_tracks_content_and_params() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("sub")).unwrap();
         std::fs::write(d.path().join("a"), "1").unwrap();
         std::fs::write(d.path().join("sub/b"), "2").unwrap();
-        let h1 = recipe_hash(d.path(), &[("version", "1")]).unwrap();
-        assert_eq!(h1, recipe_hash(d.path(), &[("version", "1")]).unwrap());
-        assert_ne!(h1, recipe_hash(d.path(), &[("version", "2")]).unwrap());
+        let h1 = recipe_hash(d.path(), &[("version", "1")], all).unwrap();
+        assert_eq!(h1, recipe_hash(d.path(), &[("version", "1")], all).unwrap());
+        assert_ne!(h1, recipe_hash(d.path(), &[("version", "2")], all).unwrap());
         std::fs::write(d.path().join("sub/b"), "3").unwrap();
-        assert_ne!(h1, recipe_hash(d.path(), &[("version", "1")]).unwrap());
+        assert_ne!(h1, recipe_hash(d.path(), &[("version", "1")], all).unwrap());
+        // Files left out do not count.
+        let no_sub = |f: &str| !f.starts_with("sub/");
+        let h2 = recipe_hash(d.path(), &[("version", "1")], no_sub).unwrap();
+        std::fs::write(d.path().join("sub/c"), "4").unwrap();
+        assert_eq!(
+            h2,
+            recipe_hash(d.path(), &[("version", "1")], no_sub).unwrap()
+        );
     }
 
     #[test]

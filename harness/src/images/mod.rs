@@ -142,7 +142,11 @@ impl Images {
         if let Some(v) = &r.variant {
             params.push(("variant", v.as_str()));
         }
-        cache::recipe_hash(&dir, &params)
+        // A variant's script is part of that variant's recipe only: adding or changing one
+        // variant does not rebuild every other image.
+        let variant_file = r.variant.as_ref().map(|v| format!("variants/{v}.sh"));
+        let include = |f: &str| !f.starts_with("variants/") || Some(f) == variant_file.as_deref();
+        cache::recipe_hash(&dir, &params, include)
             .with_context(|| format!("reading recipe {}", dir.display()))
     }
 

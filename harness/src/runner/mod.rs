@@ -30,6 +30,8 @@ pub struct Shared {
     pub keep_on_failure: bool,
     /// Keep every test's machines up, passed or not (`aviary reproduce --keep`, `aviary spawn`).
     pub keep_all: bool,
+    /// Tests run at once (`-j`).
+    pub parallel: usize,
     /// The manifest the run's channels come from (recorded in repro bundles).
     pub manifest_path: PathBuf,
     /// Machines left up by --keep-on-failure, shut down when the user interrupts.
@@ -41,14 +43,36 @@ impl Shared {
         d.mul_f64(self.info.accel.timeout_scale.max(1.0))
     }
 
-    /// Boot deadline: generous under TCG, where a first boot with Ignition takes 20–50 s.
-    pub fn boot_timeout(&self) -> Duration {
+    /// Boot deadline: generous under TCG, where a first boot with Ignition takes 20–50 s, and
+    /// stretched by contention: `vcpus` guest CPUs of one test (times the tests running at once)
+    /// on fewer host cores boot proportionally slower (3 two-CPU nodes on 2 cores took 142–190 s
+    /// to SSH here, against ~20 s for one alone), which the accelerator probe, timed on an idle
+    /// host, does not see.
+    pub fn boot_timeout(&self, vcpus: u32) -> Duration {
         let base = match self.info.accel.accel {
             crate::machine::accel::Accel::Kvm => 90,
             crate::machine::accel::Accel::Tcg => 240,
         };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.scaled(Duration::from_secs(base))
+            .mul_f64(contention(vcpus, self.parallel, cores))
     }
+}
+
+/// How many guest CPUs compete for each host core (at least 1): `vcpus` of one test, `parallel`
+/// tests at once.
+pub fn contention(vcpus: u32, parallel: usize, cores: usize) -> f64 {
+    (f64::from(vcpus) * parallel.max(1) as f64 / cores.max(1) as f64).max(1.0)
+}
+
+#[cfg(test)]
+#[test]
+fn boot_deadlines_stretch_with_guest_cpus_per_host_core() {
+    assert_eq!(contention(2, 1, 2), 1.0);
+    assert_eq!(contention(6, 1, 2), 3.0);
+    assert_eq!(contention(2, 2, 2), 2.0);
+    assert_eq!(contention(1, 1, 16), 1.0);
+    assert_eq!(contention(4, 0, 0), 4.0);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

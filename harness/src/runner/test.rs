@@ -202,7 +202,7 @@ async fn body(
             sock_dir: shared.sock_dir.clone(),
             key: shared.key.clone(),
             ignition: job.ignition.get(&spec.name).cloned(),
-            boot_timeout: shared.boot_timeout(),
+            boot_timeout: shared.boot_timeout(job.test.machines.iter().map(|m| m.cpus).sum()),
             guestfwd: servers.get(&spec.name).map(|s| s.guestfwd(&exe)),
             cluster_nic: match (&segment, &spec.cluster) {
                 (Some(seg), Some(nic)) => Some((seg.netdev(&spec.name, "net1"), nic.mac.clone())),
