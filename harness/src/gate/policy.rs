@@ -204,7 +204,7 @@ impl Check<'_> {
     }
 
     fn channel(&mut self, s: &S<String>, field: String) -> bool {
-        if self.channels.iter().any(|c| *c == s.value) {
+        if self.channels.contains(&s.value) {
             return true;
         }
         let known = self.channels.join(", ");
