@@ -105,43 +105,19 @@ impl Policy {
 
 pub fn load_file(path: &Path, channels: &[String]) -> Result<Policy, LoadErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        LoadErrors(vec![LoadError {
-            loc: Loc {
-                file: path.to_path_buf(),
-                line: 0,
-                column: 0,
-            },
-            field: String::new(),
-            message: format!("cannot read the promotion policy: {e}"),
-            hint: None,
-        }])
+        LoadErrors(vec![LoadError::whole_file(
+            path,
+            format!("cannot read the promotion policy: {e}"),
+        )])
     })?;
     load_str(path, &text, channels)
 }
 
 pub fn load_str(path: &Path, text: &str, channels: &[String]) -> Result<Policy, LoadErrors> {
     let parsed: PolicyFile = serde_saphyr::from_str(text).map_err(|e| {
-        let inner = e.without_snippet();
-        let (line, column) = inner
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        let msg = inner.to_string();
-        let first = msg.lines().next().unwrap_or("").trim();
-        let message = match first.rfind(" at line ") {
-            Some(i) => first[..i].trim_end_matches(',').to_string(),
-            None => first.to_string(),
-        };
-        LoadErrors(vec![LoadError {
-            loc: Loc {
-                file: path.to_path_buf(),
-                line,
-                column,
-            },
-            field: String::new(),
-            message,
-            hint: Some("images/promotion.yaml documents the keys a transition takes".into()),
-        }])
+        let mut err = LoadError::yaml(path, &e);
+        err.hint = Some("images/promotion.yaml documents the keys a transition takes".into());
+        LoadErrors(vec![err])
     })?;
     let mut v = Check {
         file: path.to_path_buf(),

@@ -100,22 +100,12 @@ impl Manifest {
 
     pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
         let m: Manifest = serde_saphyr::from_str(text).map_err(|e| {
-            let inner = e.without_snippet();
-            let (line, column) = inner
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
-            let msg = inner.to_string();
-            let first = msg.lines().next().unwrap_or("").to_string();
-            let message = match first.rfind(" at line ") {
-                Some(i) => first[..i].to_string(),
-                None => first,
-            };
+            let err = crate::suite::LoadError::yaml(path, &e);
             ManifestError::Parse {
                 path: path.to_path_buf(),
-                line,
-                column,
-                message,
+                line: err.loc.line,
+                column: err.loc.column,
+                message: err.message,
             }
         })?;
         for (name, r) in &m.channels {

@@ -37,6 +37,41 @@ impl fmt::Display for LoadError {
     }
 }
 
+impl LoadError {
+    /// A problem with the file as a whole (it cannot be read).
+    pub fn whole_file(path: &Path, message: String) -> LoadError {
+        LoadError {
+            loc: Loc {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+            },
+            field: String::new(),
+            message,
+            hint: None,
+        }
+    }
+
+    /// serde-saphyr's parse error, at its place, without the location it appends itself.
+    pub fn yaml(path: &Path, e: &serde_saphyr::Error) -> LoadError {
+        let inner = e.without_snippet();
+        let (line, column) = inner
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        LoadError {
+            loc: Loc {
+                file: path.to_path_buf(),
+                line,
+                column,
+            },
+            field: String::new(),
+            message: strip_location(&inner.to_string()),
+            hint: None,
+        }
+    }
+}
+
 /// All the problems found in one or more suite files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadErrors(pub Vec<LoadError>);
@@ -64,16 +99,10 @@ pub struct LoadContext {
 /// Reads and validates one suite file.
 pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Suite, LoadErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        LoadErrors(vec![LoadError {
-            loc: Loc {
-                file: path.to_path_buf(),
-                line: 0,
-                column: 0,
-            },
-            field: String::new(),
-            message: format!("cannot read suite file: {e}"),
-            hint: None,
-        }])
+        LoadErrors(vec![LoadError::whole_file(
+            path,
+            format!("cannot read suite file: {e}"),
+        )])
     })?;
     load_str(path, &text, ctx)
 }
@@ -81,22 +110,9 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Suite, LoadErrors> {
 /// Validates suite text; `path` is used for locations and to resolve relative host paths.
 pub fn load_str(path: &Path, text: &str, ctx: &LoadContext) -> Result<Suite, LoadErrors> {
     let parsed: raw::SuiteFile = serde_saphyr::from_str(text).map_err(|e| {
-        let inner = e.without_snippet();
-        let (line, column) = inner
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        let message = strip_location(&inner.to_string());
-        LoadErrors(vec![LoadError {
-            loc: Loc {
-                file: path.to_path_buf(),
-                line,
-                column,
-            },
-            field: String::new(),
-            hint: hint_for(&message),
-            message,
-        }])
+        let mut err = LoadError::yaml(path, &e);
+        err.hint = hint_for(&err.message);
+        LoadErrors(vec![err])
     })?;
     let mut v = Validator {
         file: path.to_path_buf(),
