@@ -201,29 +201,7 @@ fn bad_input_exits_2_with_a_clear_message() {
         err.contains("promotion.yaml:3:9: transitions[0].to: unknown channel `stabel`"),
         "{err}"
     );
-    let (code, _, err) = Command::new(env!("CARGO_BIN_EXE_aviary"))
-        .current_dir(ws.path())
-        .args([
-            "gate",
-            "--from",
-            "beta",
-            "--to",
-            "stable",
-            "--release",
-            "1001.0.0",
-            "--now",
-            "yesterday",
-        ])
-        .arg(&run)
-        .output()
-        .map(|o| {
-            (
-                o.status.code(),
-                (),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            )
-        })
-        .unwrap();
+    let (code, _, err) = gate(ws.path(), &["--now", "yesterday"], &[&run]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--now: `yesterday` is not a date"), "{err}");
 }
