@@ -164,12 +164,21 @@ async fn body(
         .filter(|m| m.cluster.is_some())
         .map(|m| m.name.clone())
         .collect();
+    // Each attempt's sockets (QMP, segment) in a folder of their own: tests run at once (-j)
+    // may name their machines alike.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let sock_dir = shared.sock_dir.join(format!("t{n}"));
+    if let Err(e) = std::fs::create_dir_all(&sock_dir) {
+        return Outcome::Error {
+            message: format!("creating {}: {e}", sock_dir.display()),
+            detail: e.to_string(),
+        };
+    }
     let segment = if members.is_empty() {
         None
     } else {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = shared.sock_dir.join(format!("seg{n}"));
+        let dir = sock_dir.join("seg");
         match crate::machine::segment::Segment::start(&dir, &members) {
             Ok(s) => {
                 let _ = writeln!(
@@ -199,7 +208,7 @@ async fn body(
             cpus: spec.cpus,
             accel: shared.info.accel.accel,
             dir: job.dir.join(&spec.name),
-            sock_dir: shared.sock_dir.clone(),
+            sock_dir: sock_dir.clone(),
             key: shared.key.clone(),
             ignition: job.ignition.get(&spec.name).cloned(),
             boot_timeout: shared.boot_timeout(job.test.machines.iter().map(|m| m.cpus).sum()),
