@@ -7,14 +7,15 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Runs aviary with a PATH whose `qemu-system-x86_64` only records that it was called.
-fn aviary(args: &[&str]) -> (i32, String) {
+/// A folder holding a `qemu-system-x86_64` that runs `prelude`, then records that it was
+/// called (touches the marker) and fails; and a PATH that finds it first.
+fn spy_qemu(prelude: &str) -> (tempfile::TempDir, PathBuf, String) {
     let spy = tempfile::tempdir().unwrap();
     let marker = spy.path().join("qemu-was-started");
     let fake = spy.path().join("qemu-system-x86_64");
     std::fs::write(
         &fake,
-        format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display()),
+        format!("#!/bin/sh\n{prelude}touch {}\nexit 1\n", marker.display()),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -24,6 +25,12 @@ fn aviary(args: &[&str]) -> (i32, String) {
         spy.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    (spy, marker, path)
+}
+
+/// Runs aviary with a PATH whose `qemu-system-x86_64` only records that it was called.
+fn aviary(args: &[&str]) -> (i32, String) {
+    let (spy, marker, path) = spy_qemu("");
     let reports = spy.path().join("reports");
     let out = Command::new(env!("CARGO_BIN_EXE_aviary"))
         .args(args)
@@ -112,24 +119,7 @@ fn list_prints_the_plan() {
 /// Runs aviary as is (no `--reports`), in the repository, with QEMU replaced by a spy that
 /// records any call but `--version` (the accelerator cache key asks for it).
 fn aviary_plain(args: &[&str]) -> (i32, String, String) {
-    let spy = tempfile::tempdir().unwrap();
-    let marker = spy.path().join("qemu-was-started");
-    let fake = spy.path().join("qemu-system-x86_64");
-    std::fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = --version ] && exit 1\ntouch {}\nexit 1\n",
-            marker.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:{}",
-        spy.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let (spy, marker, path) = spy_qemu("[ \"$1\" = --version ] && exit 1\n");
     let out = Command::new(env!("CARGO_BIN_EXE_aviary"))
         .args(args)
         .current_dir(repo())

@@ -185,9 +185,11 @@ fn a_failed_expectation_says_expected_and_seen() {
         excerpt.starts_with("  - name: wrong-hostname\n"),
         "{excerpt}"
     );
-    assert!(std::fs::read_to_string(bundle.join("node.ign"))
-        .unwrap()
-        .contains("canary-2"));
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("node.ign")).unwrap(),
+        std::fs::read_to_string(test_dir.join("retry_1/node/config.ign")).unwrap(),
+        "the bundle carries the machine's Ignition config"
+    );
     assert!(
         std::fs::read_to_string(bundle.join("node.qemu-cmdline.txt"))
             .unwrap()
