@@ -119,7 +119,7 @@ fn list_prints_the_plan() {
 /// Runs aviary as is (no `--reports`), in the repository, with QEMU replaced by a spy that
 /// records any call but `--version` (the accelerator cache key asks for it).
 fn aviary_plain(args: &[&str]) -> (i32, String, String) {
-    let (spy, marker, path) = spy_qemu("[ \"$1\" = --version ] && exit 1\n");
+    let (_spy, marker, path) = spy_qemu("[ \"$1\" = --version ] && exit 1\n");
     let out = Command::new(env!("CARGO_BIN_EXE_aviary"))
         .args(args)
         .current_dir(repo())
