@@ -1,14 +1,14 @@
 //! What each subcommand does; main.rs only maps the result to an exit code.
 
+mod debug;
+mod gate;
+
 use crate::cli::*;
 use crate::images::{Images, ResolvedImage, Workspace};
 use crate::machine::accel;
 use crate::report::{
-    html_file::{self, HtmlReporter},
-    junit::JunitReporter,
-    progress::ProgressReporter,
-    summary::SummaryReporter,
-    FanOut,
+    html_file::HtmlReporter, junit::JunitReporter, progress::ProgressReporter,
+    summary::SummaryReporter, FanOut,
 };
 use crate::runner::result::{Outcome, RunInfo};
 use crate::runner::test::Job;
@@ -30,15 +30,15 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run(args) => cmd_run(args),
         Command::List(sel) => cmd_list(sel),
         Command::Images { command } => cmd_images(command),
-        Command::Report { command } => cmd_report(command),
+        Command::Report { command } => gate::cmd_report(command),
         Command::Probe => cmd_probe(),
-        Command::Gate(args) => cmd_gate(args),
+        Command::Gate(args) => gate::cmd_gate(args),
         Command::Reproduce {
             bundle,
             keep,
             reports,
-        } => cmd_reproduce(&bundle, keep, reports),
-        Command::Spawn(args) => cmd_spawn(args),
+        } => debug::cmd_reproduce(&bundle, keep, reports),
+        Command::Spawn(args) => debug::cmd_spawn(args),
         Command::GuestfwdProxy { addr } => {
             crate::update_server::proxy(&addr)?;
             Ok(EXIT_PASS)
@@ -279,205 +279,6 @@ fn cmd_probe() -> Result<i32> {
     Ok(EXIT_PASS)
 }
 
-fn cmd_gate(a: GateArgs) -> Result<i32> {
-    let ws = Workspace::discover();
-    let now = match &a.now {
-        Some(t) => crate::clock::parse_timestamp(t).map_err(|m| BadInput(format!("--now: {m}")))?,
-        None => crate::clock::now_secs(),
-    };
-    let manifest = ws.manifest_path();
-    let req = crate::gate::GateRequest {
-        policy: a
-            .policy
-            .clone()
-            .unwrap_or_else(|| ws.root.join("images/promotion.yaml")),
-        manifest: manifest.clone(),
-        suites_dir: ws.root.join("suites"),
-        from: a.from.clone(),
-        to: a.to.clone(),
-        release: a.release.clone(),
-        reports: a.reports.clone(),
-        now,
-    };
-    let verdict = crate::gate::evaluate_request(&req)?;
-    print!("{}", verdict.render());
-    let sha = verdict.write(&a.verdict)?;
-    println!("verdict.json: {} (sha256 {sha})", a.verdict.display());
-    // Each run's page shows the verdict it contributed to.
-    for r in &verdict.runs {
-        match html_file::write_report(&r.dir, Some(&a.verdict)) {
-            Ok(p) => println!("report: {}", p.display()),
-            Err(e) => eprintln!(
-                "aviary gate: could not rewrite {}'s report.html: {e}",
-                r.dir.display()
-            ),
-        }
-    }
-    match verdict.verdict {
-        crate::gate::Decision::Hold => {
-            if a.promote {
-                println!("not promoted: the verdict is hold");
-            }
-            Ok(EXIT_FAILURES)
-        }
-        crate::gate::Decision::Promote => {
-            if a.promote {
-                let p = crate::gate::promote::promote(
-                    &manifest, &a.from, &a.to, &a.release, &sha, now,
-                )?;
-                println!(
-                    "promoted: {} now lists {} {} (same image); {}: {}",
-                    manifest.display(),
-                    a.to,
-                    a.release,
-                    p.log.display(),
-                    p.line
-                );
-            }
-            Ok(EXIT_PASS)
-        }
-    }
-}
-
-fn cmd_report(c: ReportCommand) -> Result<i32> {
-    match c {
-        ReportCommand::Html { run, verdict } => {
-            match html_file::write_report(&run, verdict.as_deref()) {
-                Ok(path) => println!("{}", path.display()),
-                Err(e) if e.is_bad_input() => return Err(BadInput(e.to_string()).into()),
-                Err(e) => return Err(e.into()),
-            }
-            Ok(EXIT_PASS)
-        }
-        ReportCommand::Merge { runs, out } => {
-            let mut read = Vec::new();
-            for dir in &runs {
-                if dir == &out {
-                    return Err(BadInput(format!(
-                        "--out {}: is also one of the runs to merge",
-                        out.display()
-                    ))
-                    .into());
-                }
-                read.push(crate::report::read::read_run(dir).map_err(|e| BadInput(e.to_string()))?);
-            }
-            let (stamp, _) = crate::clock::stamps(crate::clock::now_secs());
-            let merged = crate::report::merge::merge(&read, format!("{stamp}-merged"), &out)
-                .map_err(|e| BadInput(e.to_string()))?;
-            crate::report::merge::write_run(&merged)?;
-            let count =
-                |f: fn(&Outcome) -> bool| merged.tests.iter().filter(|r| f(&r.outcome)).count();
-            eprintln!(
-                "aviary: merged {} run(s), {} test(s): {} passed ({} flaky), {} failed, {} errors — {}",
-                read.len(),
-                merged.tests.len(),
-                count(|o| matches!(o, Outcome::Passed)),
-                merged.tests.iter().filter(|r| r.flaky).count(),
-                count(|o| matches!(o, Outcome::Failed { .. })),
-                count(|o| matches!(o, Outcome::Error { .. })),
-                out.join("junit.xml").display()
-            );
-            Ok(EXIT_PASS)
-        }
-    }
-}
-
-/// Reruns one test from its repro bundle: same suite file, test, images (checked by digest),
-/// update targets, seed and accelerator.
-fn cmd_reproduce(path: &Path, keep: bool, reports: Option<PathBuf>) -> Result<i32> {
-    use crate::runner::repro;
-    let b = repro::read(path).map_err(|e| BadInput(format!("error: {e}")))?;
-    let ws = Workspace::discover();
-    // SAFETY: set before any thread of Aviary's starts.
-    unsafe { std::env::set_var("AVIARY_MANIFEST", &b.manifest) };
-    let mut images = Images::open(ws)?;
-    let mut now = BTreeMap::new();
-    for p in b.machines.values().chain(b.releases.values()) {
-        let r = if p.image.contains('/') || p.image.ends_with(".qcow2") {
-            ImageRef::Path(PathBuf::from(&p.image))
-        } else {
-            ImageRef::Channel(p.image.clone())
-        };
-        if let Ok(r) = images.resolve(&r) {
-            now.insert(
-                p.image.clone(),
-                repro::PinnedImage {
-                    image: p.image.clone(),
-                    version: r.version,
-                    sha256: r.sha256,
-                },
-            );
-        }
-    }
-    let changed = repro::changed(&b, &now);
-    if !changed.is_empty() {
-        return Err(BadInput(format!(
-            "error: {}: the images differ from the run it records, so it would not rerun the same thing:\n  {}",
-            path.display(),
-            changed.join("\n  ")
-        ))
-        .into());
-    }
-    // SAFETY: as above; the accelerator the failure ran under.
-    unsafe { std::env::set_var("AVIARY_ACCEL", b.accelerator.to_string()) };
-    eprintln!(
-        "aviary: reproducing {} (seed {}, {}) from {}",
-        b.test,
-        b.seed,
-        b.accelerator,
-        b.suite_file.display()
-    );
-    cmd_run(RunArgs {
-        select: SelectArgs {
-            suites: vec![b.suite_file.clone()],
-            image: repro::image_args(&b),
-            filter: Some(b.test.clone()),
-            shard: None,
-        },
-        jobs: 1,
-        keep_on_failure: keep,
-        keep_all: keep,
-        retries: 0,
-        seed: Some(b.seed),
-        reports,
-    })
-}
-
-/// Boots N machines from one image (a cluster when several) and keeps them up until Ctrl-C.
-fn cmd_spawn(a: SpawnArgs) -> Result<i32> {
-    let ws = Workspace::discover();
-    let dir = tempfile::Builder::new().prefix("aviary-spawn-").tempdir()?;
-    let suite = dir.path().join("spawn.yaml");
-    let machines: String = (1..=a.nodes)
-        .map(|i| {
-            format!(
-                "      node-{i}: {{ image: \"{}\", memory: {} }}\n",
-                a.image, a.memory
-            )
-        })
-        .collect();
-    std::fs::write(
-        &suite,
-        format!(
-            "suite: spawn\ntests:\n  - name: spawn\n    timeout: 30m\n    machines:\n{machines}    steps:\n      - run: {{ on: node-1, cmd: \"cat /etc/os-release\" }}\n"
-        ),
-    )?;
-    cmd_run(RunArgs {
-        select: SelectArgs {
-            suites: vec![suite],
-            image: Vec::new(),
-            filter: None,
-            shard: None,
-        },
-        jobs: 1,
-        keep_on_failure: true,
-        keep_all: true,
-        retries: 0,
-        seed: None,
-        reports: Some(ws.reports_dir()),
-    })
-}
-
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
@@ -496,7 +297,7 @@ fn private_dir(p: &Path) -> Result<()> {
         .with_context(|| format!("creating {}", p.display()))
 }
 
-fn cmd_run(args: RunArgs) -> Result<i32> {
+pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
     let ws = Workspace::discover();
     let mut images = Images::open(ws.clone())?;
     let shard = parse_shard(&args.select)?;

@@ -1,0 +1,105 @@
+//! `aviary reproduce` and `aviary spawn`: machines for an engineer, from a repro bundle or by hand.
+
+use super::{cmd_run, BadInput};
+use crate::cli::*;
+use crate::images::{Images, Workspace};
+use crate::suite::ImageRef;
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Reruns one test from its repro bundle: same suite file, test, images (checked by digest),
+/// update targets, seed and accelerator.
+pub(super) fn cmd_reproduce(path: &Path, keep: bool, reports: Option<PathBuf>) -> Result<i32> {
+    use crate::runner::repro;
+    let b = repro::read(path).map_err(|e| BadInput(format!("error: {e}")))?;
+    let ws = Workspace::discover();
+    // SAFETY: set before any thread of Aviary's starts.
+    unsafe { std::env::set_var("AVIARY_MANIFEST", &b.manifest) };
+    let mut images = Images::open(ws)?;
+    let mut now = BTreeMap::new();
+    for p in b.machines.values().chain(b.releases.values()) {
+        let r = if p.image.contains('/') || p.image.ends_with(".qcow2") {
+            ImageRef::Path(PathBuf::from(&p.image))
+        } else {
+            ImageRef::Channel(p.image.clone())
+        };
+        if let Ok(r) = images.resolve(&r) {
+            now.insert(
+                p.image.clone(),
+                repro::PinnedImage {
+                    image: p.image.clone(),
+                    version: r.version,
+                    sha256: r.sha256,
+                },
+            );
+        }
+    }
+    let changed = repro::changed(&b, &now);
+    if !changed.is_empty() {
+        return Err(BadInput(format!(
+            "error: {}: the images differ from the run it records, so it would not rerun the same thing:\n  {}",
+            path.display(),
+            changed.join("\n  ")
+        ))
+        .into());
+    }
+    // SAFETY: as above; the accelerator the failure ran under.
+    unsafe { std::env::set_var("AVIARY_ACCEL", b.accelerator.to_string()) };
+    eprintln!(
+        "aviary: reproducing {} (seed {}, {}) from {}",
+        b.test,
+        b.seed,
+        b.accelerator,
+        b.suite_file.display()
+    );
+    cmd_run(RunArgs {
+        select: SelectArgs {
+            suites: vec![b.suite_file.clone()],
+            image: repro::image_args(&b),
+            filter: Some(b.test.clone()),
+            shard: None,
+        },
+        jobs: 1,
+        keep_on_failure: keep,
+        keep_all: keep,
+        retries: 0,
+        seed: Some(b.seed),
+        reports,
+    })
+}
+
+/// Boots N machines from one image (a cluster when several) and keeps them up until Ctrl-C.
+pub(super) fn cmd_spawn(a: SpawnArgs) -> Result<i32> {
+    let ws = Workspace::discover();
+    let dir = tempfile::Builder::new().prefix("aviary-spawn-").tempdir()?;
+    let suite = dir.path().join("spawn.yaml");
+    let machines: String = (1..=a.nodes)
+        .map(|i| {
+            format!(
+                "      node-{i}: {{ image: \"{}\", memory: {} }}\n",
+                a.image, a.memory
+            )
+        })
+        .collect();
+    std::fs::write(
+        &suite,
+        format!(
+            "suite: spawn\ntests:\n  - name: spawn\n    timeout: 30m\n    machines:\n{machines}    steps:\n      - run: {{ on: node-1, cmd: \"cat /etc/os-release\" }}\n"
+        ),
+    )?;
+    cmd_run(RunArgs {
+        select: SelectArgs {
+            suites: vec![suite],
+            image: Vec::new(),
+            filter: None,
+            shard: None,
+        },
+        jobs: 1,
+        keep_on_failure: true,
+        keep_all: true,
+        retries: 0,
+        seed: None,
+        reports: Some(ws.reports_dir()),
+    })
+}
