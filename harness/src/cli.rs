@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// Where run folders go (default: reports/ in the workspace).
     #[arg(long)]
     pub reports: Option<PathBuf>,
+    /// Boot every machine from its disk: no boot-once snapshots (tests with `boot: cold`
+    /// always boot so).
+    #[arg(long)]
+    pub cold: bool,
     /// Keep every test's machines up, passed or not (reproduce --keep, spawn).
     #[arg(skip)]
     pub keep_all: bool,

@@ -66,6 +66,7 @@ pub(super) fn cmd_reproduce(path: &Path, keep: bool, reports: Option<PathBuf>) -
         retries: 0,
         seed: Some(b.seed),
         reports,
+        cold: b.cold,
     })
 }
 
@@ -101,5 +102,6 @@ pub(super) fn cmd_spawn(a: SpawnArgs) -> Result<i32> {
         retries: 0,
         seed: None,
         reports: Some(ws.reports_dir()),
+        cold: false,
     })
 }

@@ -404,6 +404,7 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
         let decision = accel::detect(&images.cache, kernel.as_deref()).await;
         tracing::info!(accel = %decision.accel, reason = %decision.reason, scale = decision.timeout_scale, "accelerator");
         let sock_dir = tempfile::Builder::new().prefix("aviary-").tempdir()?;
+        let accel = decision.accel.to_string();
         let shared = Arc::new(Shared {
             info: RunInfo {
                 run_id: run_id.clone(),
@@ -425,6 +426,16 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
             parallel: args.jobs,
             manifest_path: ws.manifest_path(),
             kept: Mutex::new(Vec::new()),
+            snapshots: (!args.cold).then(|| {
+                runner::snapshot::Cache::new(
+                    sock_dir.path().join("snap"),
+                    jobs.iter().flat_map(|j| {
+                        j.test.machines.iter().filter_map(|m| {
+                            runner::test::snapshot_key(j, &m.name, &accel)
+                        })
+                    }).collect::<Vec<_>>(),
+                )
+            }),
         });
         let mut sinks = FanOut(vec![
             Box::new(ProgressReporter::new()),

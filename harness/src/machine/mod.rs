@@ -59,6 +59,9 @@ pub struct MachineOpts {
     pub guestfwd: Option<String>,
     /// The cluster NIC: (`-netdev` value with id `net1`, MAC address).
     pub cluster_nic: Option<(String, String)>,
+    /// Start the first boot from this saved state (`save_state`) instead of cold; `base_image`
+    /// is then the frozen overlay it was saved with. Later boots (reboots) are cold.
+    pub restore: Option<PathBuf>,
 }
 
 /// Timings of one boot, for reports and the benchmark.
@@ -66,6 +69,10 @@ pub struct MachineOpts {
 pub struct BootRecord {
     pub qemu_to_ssh_banner_s: f64,
     pub qemu_to_login_s: f64,
+    /// Started from a boot-once snapshot (the times are then QEMU start to restored and
+    /// logged in, including the new identity), not from firmware.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_snapshot: bool,
 }
 
 pub struct Machine {
@@ -87,6 +94,7 @@ pub struct Machine {
     /// Guest resets seen while waiting for boots (panics, fallbacks).
     pub resets: u32,
     events: Vec<serde_json::Value>,
+    restore: Option<PathBuf>,
 }
 
 impl Machine {
@@ -123,6 +131,7 @@ impl Machine {
             fw_cfg_name: o.fw_cfg_name,
             guestfwd: o.guestfwd,
             cluster_nic: o.cluster_nic,
+            incoming: false,
         };
         Ok(Machine {
             name: o.name,
@@ -140,6 +149,7 @@ impl Machine {
             first_command_at_ms: None,
             resets: 0,
             events: Vec::new(),
+            restore: o.restore,
         })
     }
 
@@ -162,16 +172,31 @@ impl Machine {
             .ok_or_else(|| MachineError::Guest(format!("machine `{}` is not up", self.name)))
     }
 
-    /// Starts QEMU and waits until the guest accepts our SSH login.
+    /// Starts QEMU and waits until the guest accepts our SSH login: from firmware, or, for a
+    /// machine made with `restore`, from its saved state.
     pub async fn boot(&mut self) -> Result<(), MachineError> {
+        if let Some(state) = self.restore.take() {
+            return self.boot_restored(&state).await;
+        }
         let started = Instant::now();
         self.boot_started = Some(started);
         self.start_qemu().await?;
         let banner = self.wait_banner(started).await?;
-        let deadline = started + self.boot_timeout;
-        let ssh = loop {
+        let ssh = self.login(started + self.boot_timeout).await?;
+        self.ssh = Some(ssh);
+        self.boots.push(BootRecord {
+            qemu_to_ssh_banner_s: banner.as_secs_f64(),
+            qemu_to_login_s: started.elapsed().as_secs_f64(),
+            from_snapshot: false,
+        });
+        tracing::info!(machine = %self.name, seconds = started.elapsed().as_secs_f64(), "ssh ready");
+        Ok(())
+    }
+
+    async fn login(&self, deadline: Instant) -> Result<Ssh, MachineError> {
+        loop {
             match Ssh::connect(self.endpoint(), Duration::from_secs(20)).await {
-                Ok(s) => break s,
+                Ok(s) => return Ok(s),
                 Err(e) if Instant::now() > deadline => {
                     return Err(MachineError::Guest(format!(
                         "machine `{}`: sshd answered but login as core failed: {e:#}",
@@ -180,17 +205,116 @@ impl Machine {
                 }
                 Err(e) => {
                     tracing::debug!(machine = %self.name, "ssh login not ready: {e:#}");
+                    // Retry interval of the login, inside the deadline above.
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
-        };
+        }
+    }
+
+    /// Restores the saved state into a paused QEMU, resumes it, logs in, and gives the guest
+    /// an identity of its own (`runner::snapshot::reidentify_script`).
+    async fn boot_restored(&mut self, state: &Path) -> Result<(), MachineError> {
+        let started = Instant::now();
+        self.boot_started = Some(started);
+        self.cfg.incoming = true;
+        let r = self.start_qemu().await;
+        self.cfg.incoming = false;
+        r?;
+        let events_on = serde_json::json!({
+            "capabilities": [{ "capability": "events", "state": true }]
+        });
+        self.qmp("migrate-set-capabilities", events_on).await?;
+        let mark = self.qmp.as_ref().map_or(0, |q| q.event_mark());
+        let uri = format!(
+            "exec:cat {}",
+            qemu::shell_quote(&state.display().to_string())
+        );
+        self.qmp("migrate-incoming", serde_json::json!({ "uri": uri }))
+            .await?;
+        self.wait_migration(mark, "restoring").await?;
+        self.qmp("cont", serde_json::json!({})).await?;
+        let deadline = started + self.boot_timeout;
+        let ssh = self.login(deadline).await?;
+        let banner = started.elapsed();
+        let identity = crate::runner::snapshot::Identity::fresh(&self.dir)
+            .map_err(|e| MachineError::Infra(format!("making a new identity: {e:#}")))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let script = identity.script(now);
+        let out = ssh
+            .exec(
+                &format!("sudo sh -c {}", qemu::shell_quote(&script)),
+                self.boot_timeout,
+            )
+            .await
+            .map_err(|e| MachineError::Guest(format!("machine `{}`: {e:#}", self.name)))?;
+        if out.status != 0 {
+            return Err(MachineError::Guest(format!(
+                "machine `{}`: giving the restored guest its own identity failed (exit {}): {}",
+                self.name,
+                out.status,
+                out.stderr.trim()
+            )));
+        }
+        drop(ssh);
+        // A new session, against the new host keys.
+        let ssh = self.login(deadline).await?;
         self.ssh = Some(ssh);
         self.boots.push(BootRecord {
             qemu_to_ssh_banner_s: banner.as_secs_f64(),
             qemu_to_login_s: started.elapsed().as_secs_f64(),
+            from_snapshot: true,
         });
-        tracing::info!(machine = %self.name, seconds = started.elapsed().as_secs_f64(), "ssh ready");
+        tracing::info!(machine = %self.name, seconds = started.elapsed().as_secs_f64(), "restored from snapshot, ssh ready");
         Ok(())
+    }
+
+    async fn wait_migration(&self, mark: usize, what: &str) -> Result<(), MachineError> {
+        let q = self
+            .qmp
+            .as_ref()
+            .ok_or_else(|| MachineError::Infra(format!("machine `{}` has no QMP", self.name)))?;
+        let ev = q
+            .wait_event(mark, self.boot_timeout, |v| {
+                v["event"] == "MIGRATION"
+                    && matches!(v["data"]["status"].as_str(), Some("completed" | "failed"))
+            })
+            .await
+            .map_err(|e| MachineError::Infra(format!("machine `{}` {what}: {e:#}", self.name)))?;
+        if ev["data"]["status"] == "failed" {
+            return Err(MachineError::Infra(format!(
+                "machine `{}` {what}: the migration failed (see {})",
+                self.name,
+                self.dir.join("qemu-stderr.log").display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Saves the running guest: pauses it, writes its RAM and device state to `state`, and
+    /// ends QEMU. The overlay then holds the matching disk and must not be written again: a
+    /// restore runs on a new overlay backed by it. Returns the state file's size.
+    pub async fn save_state(&mut self, state: &Path) -> Result<u64, MachineError> {
+        self.ssh = None;
+        self.qmp("stop", serde_json::json!({})).await?;
+        let events_on = serde_json::json!({
+            "capabilities": [{ "capability": "events", "state": true }]
+        });
+        self.qmp("migrate-set-capabilities", events_on).await?;
+        let mark = self.qmp.as_ref().map_or(0, |q| q.event_mark());
+        let uri = format!(
+            "exec:cat > {}",
+            qemu::shell_quote(&state.display().to_string())
+        );
+        self.qmp("migrate", serde_json::json!({ "uri": uri }))
+            .await?;
+        self.wait_migration(mark, "saving").await?;
+        self.shutdown().await;
+        std::fs::metadata(state)
+            .map(|m| m.len())
+            .map_err(|e| MachineError::Infra(format!("{}: {e}", state.display())))
     }
 
     async fn start_qemu(&mut self) -> Result<(), MachineError> {

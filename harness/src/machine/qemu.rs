@@ -24,6 +24,9 @@ pub struct QemuConfig {
     pub guestfwd: Option<String>,
     /// A second NIC on the test's private segment: (`-netdev` value, MAC address).
     pub cluster_nic: Option<(String, String)>,
+    /// Start paused, waiting for a saved state (`-incoming defer`, then QMP `migrate-incoming`).
+    /// Everything else must match the command line the state was saved from.
+    pub incoming: bool,
 }
 
 impl QemuConfig {
@@ -89,6 +92,9 @@ impl QemuConfig {
         }
         // A guest reboot ends this QEMU; Aviary starts a fresh one (see notes-measured.md).
         push(&["-no-reboot"]);
+        if self.incoming {
+            push(&["-incoming", "defer"]);
+        }
         a
     }
 
@@ -130,6 +136,7 @@ mod tests {
             fw_cfg_name: "opt/com.coreos/config".into(),
             guestfwd: None,
             cluster_nic: None,
+            incoming: false,
         }
     }
 
@@ -212,6 +219,17 @@ mod tests {
             Some("guestfwd=tcp:10.0.2.100:80-cmd:/bin/aviary guestfwd-proxy 127.0.0.1:9".into());
         let n = &value_of(&c.args(), "-netdev")[0];
         assert!(n.starts_with("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22,guestfwd=tcp:10.0.2.100:80-cmd:"), "{n}");
+    }
+
+    #[test]
+    fn a_restore_differs_from_its_cold_boot_only_by_incoming_defer() {
+        let cold = cfg().args();
+        let mut c = cfg();
+        c.incoming = true;
+        let warm = c.args();
+        assert_eq!(&warm[..cold.len()], &cold[..]);
+        assert_eq!(&warm[cold.len()..], &["-incoming", "defer"]);
+        assert!(!cold.iter().any(|a| a == "-incoming"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod lookup;
 pub mod repro;
 pub mod result;
 pub mod retry;
+pub mod snapshot;
 pub mod steps;
 pub mod test;
 
@@ -36,6 +37,8 @@ pub struct Shared {
     pub manifest_path: PathBuf,
     /// Machines left up by --keep-on-failure, shut down when the user interrupts.
     pub kept: Mutex<Vec<Machine>>,
+    /// Boot-once snapshots of this run; None with `--cold`.
+    pub snapshots: Option<snapshot::Cache>,
 }
 
 impl Shared {

@@ -32,6 +32,9 @@ pub struct Bundle {
     pub machines: BTreeMap<String, PinnedImage>,
     /// Channel → the release its `update` steps offered.
     pub releases: BTreeMap<String, PinnedImage>,
+    /// The run booted every machine cold (`--cold`): the rerun does too.
+    #[serde(default)]
+    pub cold: bool,
     /// The command that reruns it.
     pub reproduce: String,
 }
@@ -98,6 +101,7 @@ pub fn write(job: &Job, shared: &Shared, outcome: &Outcome) -> std::io::Result<P
         outcome: outcome.clone(),
         machines,
         releases,
+        cold: shared.snapshots.is_none(),
         reproduce: format!("aviary reproduce {}", dir.display()),
     };
     let text = serde_json::to_string_pretty(&bundle).map_err(std::io::Error::other)?;
@@ -196,6 +200,7 @@ mod tests {
             },
             machines: BTreeMap::from([("node".into(), p("stable", "1000.0.0", "aa"))]),
             releases: BTreeMap::from([("beta".into(), p("beta", "1001.0.0", "bb"))]),
+            cold: false,
             reproduce: "aviary reproduce x".into(),
         }
     }

@@ -5,7 +5,7 @@ use super::steps::{run_step, StepEnv, StepError};
 use super::Shared;
 use crate::checks;
 use crate::machine::{Machine, MachineError, MachineOpts};
-use crate::suite::Test;
+use crate::suite::{BootMode, Checks, Test};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -56,7 +56,7 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
     // Checks and artifacts, whatever happened.
     let mut findings = Vec::new();
     for (name, m) in machines.iter_mut() {
-        findings.extend(post_checks(&job, name, m, &shared).await);
+        findings.extend(post_checks(job.test.checks, name, m, &shared).await);
     }
     if !findings.is_empty() {
         let text = findings.join("\n");
@@ -198,9 +198,10 @@ async fn body(
         }
     };
     // Boot every machine of the test together.
+    let mut all_opts = Vec::new();
     for spec in &job.test.machines {
         let img = &job.images[&spec.name];
-        let opts = MachineOpts {
+        all_opts.push(MachineOpts {
             name: spec.name.clone(),
             base_image: img.disk.clone(),
             fw_cfg_name: img.fw_cfg_name.clone(),
@@ -217,10 +218,25 @@ async fn body(
                 (Some(seg), Some(nic)) => Some((seg.netdev(&spec.name, "net1"), nic.mac.clone())),
                 _ => None,
             },
-        };
+            restore: None,
+        });
+    }
+    // Machines that can start from a boot-once snapshot get (or make) theirs, all at once.
+    let notes = std::sync::Mutex::new(Vec::new());
+    let prepared = futures_join_all(
+        all_opts
+            .into_iter()
+            .map(|o| from_snapshot(o, job, shared, &notes)),
+    )
+    .await;
+    for n in notes.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let _ = writeln!(log, "{n}");
+    }
+    for opts in prepared {
+        let name = opts.name.clone();
         match Machine::create(opts).await {
             Ok(m) => {
-                machines.insert(spec.name.clone(), m);
+                machines.insert(name, m);
             }
             Err(e) => return machine_outcome(e, "creating machines"),
         }
@@ -326,6 +342,148 @@ fn machine_outcome(e: MachineError, doing: &str) -> Outcome {
 }
 
 /// Joins futures that borrow disjoint machines (a tiny join_all without another crate).
+/// The snapshot key of one machine of a job, or None when it must boot cold: the test says
+/// `boot: cold`, the machine takes updates (its update server is the test's own), or it is a
+/// cluster member.
+pub fn snapshot_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
+    if job.test.boot == BootMode::Cold {
+        return None;
+    }
+    let takes_updates = job
+        .test
+        .steps
+        .iter()
+        .any(|s| matches!(&s.kind, crate::suite::StepKind::Update { on, .. } if on == machine));
+    if takes_updates {
+        return None;
+    }
+    let spec = job.test.machines.iter().find(|m| m.name == machine)?;
+    // Cluster members boot cold for now: a restored member would resume its peers'
+    // connections from the moment its template was saved, and that has not been tried here.
+    if spec.cluster.is_some() {
+        return None;
+    }
+    let img = job.images.get(machine)?;
+    let ignition = match job.ignition.get(machine) {
+        Some(p) => std::fs::read(p).ok()?,
+        None => Vec::new(),
+    };
+    Some(
+        super::snapshot::KeyParts {
+            image_sha256: &img.sha256,
+            ignition: &ignition,
+            memory_mib: spec.memory_mib,
+            cpus: spec.cpus,
+            cluster_mac: spec.cluster.as_ref().map(|c| c.mac.as_str()),
+            fw_cfg_name: &img.fw_cfg_name,
+            accel,
+        }
+        .key(),
+    )
+}
+
+/// Points `o` at the snapshot of its image and config when the test allows one and the
+/// machine has no update server (its guestfwd is the test's own); makes the snapshot first if
+/// this run has none yet. Any problem with it means a cold boot, noted in the steps log.
+async fn from_snapshot(
+    mut o: MachineOpts,
+    job: &Job,
+    shared: &Shared,
+    notes: &std::sync::Mutex<Vec<String>>,
+) -> MachineOpts {
+    let note = |s: String| notes.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+    let Some(cache) = shared.snapshots.as_ref() else {
+        return o;
+    };
+    let accel = shared.info.accel.accel.to_string();
+    let Some(key) = snapshot_key(job, &o.name, &accel) else {
+        return o;
+    };
+    if !cache.worth(&key) {
+        return o;
+    }
+    let template_opts = MachineOpts {
+        name: o.name.clone(),
+        base_image: o.base_image.clone(),
+        fw_cfg_name: o.fw_cfg_name.clone(),
+        memory_mib: o.memory_mib,
+        cpus: o.cpus,
+        accel: o.accel,
+        dir: PathBuf::new(),
+        sock_dir: o.sock_dir.clone(),
+        key: o.key.clone(),
+        ignition: o.ignition.clone(),
+        boot_timeout: o.boot_timeout,
+        guestfwd: None,
+        cluster_nic: o.cluster_nic.clone(),
+        restore: None,
+    };
+    let made = cache
+        .get_or_make(&key, |dir| {
+            make_template(template_opts, dir, key.clone(), shared)
+        })
+        .await;
+    match made {
+        Ok(t) => {
+            note(format!(
+                "{}: starts from snapshot {} (made in {:.1}s cold boot + {:.1}s save, {} MiB state; logs in snapshots/{})",
+                o.name,
+                t.key,
+                t.boot_s,
+                t.save_s,
+                t.state_bytes >> 20,
+                t.key
+            ));
+            o.base_image = t.disk.clone();
+            o.restore = Some(t.state.clone());
+        }
+        Err(e) => note(format!("{}: no snapshot ({e}); booting cold", o.name)),
+    }
+    o
+}
+
+/// Boots a machine cold in `dir`, checks it like a test's machine (console, journal, failed
+/// units, whatever the test asks), and saves it.
+async fn make_template(
+    mut o: MachineOpts,
+    dir: PathBuf,
+    key: String,
+    shared: &Shared,
+) -> Result<super::snapshot::Template, String> {
+    o.dir = dir.clone();
+    let name = o.name.clone();
+    let t0 = Instant::now();
+    let mut m = Machine::create(o).await.map_err(|e| e.to_string())?;
+    if let Err(e) = m.boot().await {
+        m.shutdown().await;
+        super::snapshot::keep_logs(&dir, &shared.info.dir, &key);
+        return Err(e.to_string());
+    }
+    let boot_s = t0.elapsed().as_secs_f64();
+    let findings = post_checks(Checks::default(), &name, &mut m, shared).await;
+    if !findings.is_empty() {
+        m.shutdown().await;
+        super::snapshot::keep_logs(&dir, &shared.info.dir, &key);
+        return Err(format!(
+            "its first boot did not pass the checks: {}",
+            findings.join("; ")
+        ));
+    }
+    let t1 = Instant::now();
+    let state = dir.join("state");
+    let saved = m.save_state(&state).await;
+    super::snapshot::keep_logs(&dir, &shared.info.dir, &key);
+    let state_bytes = saved.map_err(|e| e.to_string())?;
+    Ok(super::snapshot::Template {
+        key,
+        disk: m.overlay().to_path_buf(),
+        state,
+        boot_s,
+        save_s: t1.elapsed().as_secs_f64(),
+        state_bytes,
+    })
+}
+
 async fn futures_join_all<F: std::future::Future>(
     futs: impl IntoIterator<Item = F>,
 ) -> Vec<F::Output> {
@@ -358,8 +516,7 @@ async fn futures_join_all<F: std::future::Future>(
 }
 
 /// Saves the journal and runs the kola-style checks on one machine.
-async fn post_checks(job: &Job, name: &str, m: &mut Machine, shared: &Shared) -> Vec<String> {
-    let c = job.test.checks;
+async fn post_checks(c: Checks, name: &str, m: &mut Machine, shared: &Shared) -> Vec<String> {
     let mut findings = Vec::new();
     let t = shared.scaled(Duration::from_secs(60));
     if let Ok(ssh) = m.ssh() {

@@ -190,6 +190,22 @@ impl Validator<'_> {
         });
     }
 
+    fn boot_mode(&mut self, s: &Option<S<String>>, field: &str) -> Option<BootMode> {
+        let s = s.as_ref()?;
+        match s.value.as_str() {
+            "snapshot" => Some(BootMode::Snapshot),
+            "cold" => Some(BootMode::Cold),
+            other => {
+                self.err(
+                    s,
+                    field,
+                    format!("unknown boot mode `{other}`; expected `snapshot` or `cold`"),
+                );
+                None
+            }
+        }
+    }
+
     fn duration(&mut self, s: &Option<S<String>>, field: &str) -> Option<Duration> {
         let s = s.as_ref()?;
         match duration::parse(&s.value) {
@@ -241,6 +257,9 @@ impl Validator<'_> {
         let default_timeout = self
             .duration(&defaults.timeout, "defaults.timeout")
             .unwrap_or(DEFAULT_TEST_TIMEOUT);
+        let default_boot = self
+            .boot_mode(&defaults.boot, "defaults.boot")
+            .unwrap_or_default();
         let default_image = defaults.image.map(|i| {
             let r = self.image_ref(&i, "defaults.image");
             (i, r)
@@ -266,6 +285,7 @@ impl Validator<'_> {
                 &field,
                 &f.suite.value,
                 default_timeout,
+                default_boot,
                 default_image.as_ref().map(|(_, r)| r.clone()),
             ));
         }
@@ -311,6 +331,7 @@ impl Validator<'_> {
         field: &str,
         suite: &str,
         default_timeout: Duration,
+        default_boot: BootMode,
         default_image: Option<ImageRef>,
     ) -> Test {
         if !valid_name(&t.name.value) {
@@ -347,6 +368,9 @@ impl Validator<'_> {
         let timeout = self
             .duration(&t.timeout, &format!("{field}.timeout"))
             .unwrap_or(default_timeout);
+        let boot = self
+            .boot_mode(&t.boot, &format!("{field}.boot"))
+            .unwrap_or(default_boot);
         let checks = t.checks.unwrap_or_default();
         let checks = Checks {
             console: checks.console.unwrap_or(true),
@@ -375,6 +399,7 @@ impl Validator<'_> {
             machines,
             timeout,
             checks,
+            boot,
             steps,
         }
     }

@@ -39,7 +39,20 @@ pub struct Test {
     pub machines: Vec<MachineSpec>,
     pub timeout: Duration,
     pub checks: Checks,
+    pub boot: BootMode,
     pub steps: Vec<Step>,
+}
+
+/// How a test's machines start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootMode {
+    /// From a boot-once snapshot of the same image and provisioning config, when the machine
+    /// can be restored (no update server attached); otherwise cold.
+    #[default]
+    Snapshot,
+    /// Every machine boots from its disk, firmware to SSH.
+    Cold,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

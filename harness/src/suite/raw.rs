@@ -29,6 +29,9 @@ pub struct Defaults {
     pub timeout: Option<S<String>>,
     #[serde(default)]
     pub image: Option<S<String>>,
+    /// `snapshot` (default) or `cold`: see TestDef::boot.
+    #[serde(default)]
+    pub boot: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +46,10 @@ pub struct TestDef {
     /// kola-style opt-outs: `checks: { console: false }`.
     #[serde(default)]
     pub checks: Option<ChecksDef>,
+    /// `snapshot`: machines start from a boot-once snapshot of their image and config when
+    /// they can; `cold`: every machine boots from its disk (first-boot provisioning checks).
+    #[serde(default)]
+    pub boot: Option<S<String>>,
     pub steps: S<Vec<S<StepDef>>>,
 }
 

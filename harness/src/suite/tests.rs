@@ -325,3 +325,28 @@ fn cluster_addresses_are_checked() {
     let e = one_error(&t("10.77.0.0/24", "10.77.0.12/24"));
     assert!(e.message.contains("network or broadcast"), "{e}");
 }
+
+#[test]
+fn boot_mode_defaults_to_snapshot_and_a_suite_or_test_can_ask_for_cold() {
+    let one = |boot_lines: &str, test_line: &str| {
+        format!(
+            "suite: s\n{boot_lines}tests:\n  - name: a\n{test_line}    machines: {{ node: {{}} }}\n    steps:\n      - run: {{ on: node, cmd: \"true\" }}\n"
+        )
+    };
+    assert_eq!(
+        load(&one("", "")).unwrap().tests[0].boot,
+        BootMode::Snapshot
+    );
+    let cold_suite = one("defaults: { boot: cold }\n", "");
+    assert_eq!(load(&cold_suite).unwrap().tests[0].boot, BootMode::Cold);
+    let test_wins = one("defaults: { boot: cold }\n", "    boot: snapshot\n");
+    assert_eq!(load(&test_wins).unwrap().tests[0].boot, BootMode::Snapshot);
+    let e = one_error(&one("", "    boot: warm\n"));
+    assert_eq!(e.field, "tests[0].boot");
+    assert_eq!(e.loc.line, 4);
+    assert!(
+        e.message
+            .contains("unknown boot mode `warm`; expected `snapshot` or `cold`"),
+        "{e:?}"
+    );
+}

@@ -1,0 +1,339 @@
+//! Boot-once snapshots: the first machine of a run with a given image and provisioning config
+//! boots cold to SSH, passes the console, journal and failed-unit checks, and is saved (its
+//! overlay frozen, its RAM and device state migrated to a file). Every later machine with the
+//! same key starts from it: a fresh overlay on the frozen one, `-incoming defer`, and a new
+//! identity (machine-id, SSH host keys, clock, entropy), see `Machine::boot`.
+//!
+//! The key covers everything the guest can see: the image's digest, the Ignition config's
+//! bytes (hostname, user key, files, units), memory, vCPUs, the NICs and their MAC, the fw_cfg
+//! name and the accelerator. Templates live in the run's private socket folder and go with it.
+
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+/// A saved machine: its frozen disk and its state file.
+#[derive(Debug)]
+pub struct Template {
+    pub key: String,
+    pub disk: PathBuf,
+    pub state: PathBuf,
+    /// Cold boot to SSH login of the template, and the save.
+    pub boot_s: f64,
+    pub save_s: f64,
+    pub state_bytes: u64,
+}
+
+/// What decides a snapshot's identity (see the module comment).
+pub struct KeyParts<'a> {
+    pub image_sha256: &'a str,
+    pub ignition: &'a [u8],
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub cluster_mac: Option<&'a str>,
+    pub fw_cfg_name: &'a str,
+    pub accel: &'a str,
+}
+
+impl KeyParts<'_> {
+    pub fn key(&self) -> String {
+        let mut h = Sha256::new();
+        for part in [
+            self.image_sha256.as_bytes(),
+            self.ignition,
+            self.memory_mib.to_string().as_bytes(),
+            self.cpus.to_string().as_bytes(),
+            self.cluster_mac.unwrap_or("-").as_bytes(),
+            self.fw_cfg_name.as_bytes(),
+            self.accel.as_bytes(),
+        ] {
+            // Length-prefixed, so no two different part lists hash alike.
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+type Slot = Arc<OnceCell<Result<Arc<Template>, String>>>;
+
+/// The run's templates, made once per key even when tests run at once.
+pub struct Cache {
+    dir: PathBuf,
+    slots: Mutex<HashMap<String, Slot>>,
+    /// Keys that two or more machines of the plan share: only those are worth a template
+    /// (making one costs a cold boot, checks and a save; a key used once boots cold).
+    shared_keys: std::collections::HashSet<String>,
+}
+
+impl Cache {
+    /// `planned`: the key of every machine of the plan that may start from a snapshot.
+    pub fn new(dir: PathBuf, planned: impl IntoIterator<Item = String>) -> Cache {
+        let mut count: HashMap<String, usize> = HashMap::new();
+        for k in planned {
+            *count.entry(k).or_default() += 1;
+        }
+        Cache {
+            dir,
+            slots: Mutex::new(HashMap::new()),
+            shared_keys: count
+                .into_iter()
+                .filter(|(_, n)| *n >= 2)
+                .map(|(k, _)| k)
+                .collect(),
+        }
+    }
+
+    /// Whether machines with this key start from a template.
+    pub fn worth(&self, key: &str) -> bool {
+        self.shared_keys.contains(key)
+    }
+
+    /// How many keys of the plan get a template.
+    pub fn templates_planned(&self) -> usize {
+        self.shared_keys.len()
+    }
+
+    /// Where the template of `key` keeps its overlay, state file and logs.
+    pub fn dir_of(&self, key: &str) -> PathBuf {
+        self.dir.join(key)
+    }
+
+    /// The template of `key`, made by `make` if no test made it yet; a failed make is
+    /// remembered (the next machine with that key boots cold instead of failing the same way).
+    pub async fn get_or_make<F, Fut>(&self, key: &str, make: F) -> Result<Arc<Template>, String>
+    where
+        F: FnOnce(PathBuf) -> Fut,
+        Fut: std::future::Future<Output = Result<Template, String>>,
+    {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_string())
+            .or_default()
+            .clone();
+        let dir = self.dir_of(key);
+        slot.get_or_init(|| async move { make(dir).await.map(Arc::new) })
+            .await
+            .clone()
+    }
+
+    /// Whether a template was tried for `key` and failed (its machines then boot cold).
+    pub fn failed(&self, key: &str) -> Option<String> {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        match slots.get(key)?.get()? {
+            Err(e) => Some(e.clone()),
+            Ok(_) => None,
+        }
+    }
+}
+
+/// What makes a restored clone a machine of its own.
+pub struct Identity {
+    pub machine_id: String,
+    /// Host randomness for the guest's pool, base64.
+    pub entropy_b64: String,
+    /// A new ed25519 host key pair made on the host (a guest under TCG takes seconds to make
+    /// its own): the private key base64, the public key line.
+    pub host_key_b64: String,
+    pub host_pub: String,
+}
+
+impl Identity {
+    /// A fresh machine-id (32 lowercase hex digits), 64 bytes of entropy, and a host key made
+    /// with ssh-keygen in `scratch`.
+    pub fn fresh(scratch: &Path) -> anyhow::Result<Identity> {
+        use base64::Engine;
+        let mut b = [0u8; 80];
+        {
+            use std::io::Read;
+            std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+        }
+        let key = scratch.join("ssh_host_ed25519_key");
+        let _ = std::fs::remove_file(&key);
+        let _ = std::fs::remove_file(key.with_extension("pub"));
+        crate::ssh::generate_key(&key)?;
+        let private = std::fs::read(&key)?;
+        let public = std::fs::read_to_string(scratch.join("ssh_host_ed25519_key.pub"))?;
+        let _ = std::fs::remove_file(&key);
+        Ok(Identity {
+            machine_id: b[..16].iter().map(|x| format!("{x:02x}")).collect(),
+            entropy_b64: base64::engine::general_purpose::STANDARD.encode(&b[16..]),
+            host_key_b64: base64::engine::general_purpose::STANDARD.encode(private),
+            host_pub: public.trim().to_string(),
+        })
+    }
+
+    /// The commands a restored guest runs, as root: the clock from the host (a snapshot's
+    /// clock stopped when it was saved), host entropy mixed into the kernel's pool (clones
+    /// share the saved RNG state), the new machine-id (journald restarted to write under it),
+    /// and the new SSH host key in place of every old one (sshd reloaded; open sessions live on).
+    pub fn script(&self, epoch: std::time::Duration) -> String {
+        format!(
+            "set -e\n\
+             date -u -s @{}.{:09} >/dev/null\n\
+             echo {} | base64 -d > /dev/urandom\n\
+             echo {} > /etc/machine-id\n\
+             systemctl restart systemd-journald\n\
+             rm -f /etc/ssh/ssh_host_*\n\
+             umask 077\n\
+             echo {} | base64 -d > /etc/ssh/ssh_host_ed25519_key\n\
+             echo '{}' > /etc/ssh/ssh_host_ed25519_key.pub\n\
+             chmod 644 /etc/ssh/ssh_host_ed25519_key.pub\n\
+             systemctl reload-or-restart ssh\n",
+            epoch.as_secs(),
+            epoch.subsec_nanos(),
+            self.entropy_b64,
+            self.machine_id,
+            self.host_key_b64,
+            self.host_pub.replace('\'', ""),
+        )
+    }
+}
+
+/// Copies a template's logs next to the run's reports (its folder goes with the socket dir).
+pub fn keep_logs(template_dir: &Path, run_dir: &Path, key: &str) {
+    let to = run_dir.join("snapshots").join(key);
+    if std::fs::create_dir_all(&to).is_err() {
+        return;
+    }
+    for f in [
+        "console.log",
+        "journal.txt",
+        "qemu-cmdline.txt",
+        "qemu-stderr.log",
+    ] {
+        let _ = std::fs::copy(template_dir.join(f), to.join(f));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts() -> KeyParts<'static> {
+        KeyParts {
+            image_sha256: "abc",
+            ignition: b"{\"ignition\":{}}",
+            memory_mib: 1024,
+            cpus: 2,
+            cluster_mac: None,
+            fw_cfg_name: "opt/com.coreos/config",
+            accel: "tcg",
+        }
+    }
+
+    #[test]
+    fn the_key_changes_with_everything_the_guest_sees() {
+        let k = parts().key();
+        assert_eq!(k.len(), 16);
+        assert_eq!(k, parts().key());
+        let variants = [
+            KeyParts {
+                image_sha256: "abd",
+                ..parts()
+            },
+            KeyParts {
+                ignition: b"{\"ignition\":{ }}",
+                ..parts()
+            },
+            KeyParts {
+                memory_mib: 2048,
+                ..parts()
+            },
+            KeyParts { cpus: 1, ..parts() },
+            KeyParts {
+                cluster_mac: Some("52:54:00:a7:00:01"),
+                ..parts()
+            },
+            KeyParts {
+                fw_cfg_name: "opt/org.flatcar-linux/config",
+                ..parts()
+            },
+            KeyParts {
+                accel: "kvm",
+                ..parts()
+            },
+        ];
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(k);
+        for v in variants {
+            assert!(seen.insert(v.key()), "a part did not change the key");
+        }
+    }
+
+    #[test]
+    fn the_identity_is_fresh_and_well_formed() {
+        let d = tempfile::tempdir().unwrap();
+        let a = Identity::fresh(d.path()).unwrap();
+        let b = Identity::fresh(d.path()).unwrap();
+        assert_eq!(a.machine_id.len(), 32);
+        assert!(a
+            .machine_id
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a.machine_id, b.machine_id);
+        assert_ne!(a.host_pub, b.host_pub);
+        assert!(a.host_pub.starts_with("ssh-ed25519 "), "{}", a.host_pub);
+        assert!(a.entropy_b64.len() >= 80);
+        // The private key does not stay on the host.
+        assert!(!d.path().join("ssh_host_ed25519_key").exists());
+        let s = a.script(std::time::Duration::new(1_700_000_000, 5));
+        assert!(s.starts_with("set -e\n"));
+        assert!(s.contains("date -u -s @1700000000.000000005"), "{s}");
+        assert!(s.contains(&format!("echo {} > /etc/machine-id", a.machine_id)));
+        assert!(s.contains("rm -f /etc/ssh/ssh_host_*\n"));
+        assert!(s.contains(&format!(
+            "echo '{}' > /etc/ssh/ssh_host_ed25519_key.pub",
+            a.host_pub
+        )));
+    }
+
+    #[tokio::test]
+    async fn a_template_is_made_once_per_key_even_when_asked_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(Cache::new(
+            dir.path().to_path_buf(),
+            ["k1", "k1", "k2", "k3"].map(String::from),
+        ));
+        assert!(cache.worth("k1") && cache.worth("k2") == false && cache.templates_planned() == 1);
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (cache, made) = (cache.clone(), made.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_make("k1", |d| async move {
+                        made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        Ok(Template {
+                            key: "k1".into(),
+                            disk: d.join("overlay.qcow2"),
+                            state: d.join("state"),
+                            boot_s: 1.0,
+                            save_s: 0.5,
+                            state_bytes: 1,
+                        })
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            let t = t.await.unwrap().unwrap();
+            assert_eq!(t.disk, dir.path().join("k1/overlay.qcow2"));
+        }
+        assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let e = cache
+            .get_or_make("k2", |_| async { Err("no banner".to_string()) })
+            .await;
+        assert_eq!(e.unwrap_err(), "no banner");
+        assert_eq!(cache.failed("k2").as_deref(), Some("no banner"));
+        assert_eq!(cache.failed("k1"), None);
+    }
+}
