@@ -82,9 +82,10 @@ pub struct SelectArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub select: SelectArgs,
-    /// Tests run at once (each boots its own VMs).
-    #[arg(short = 'j', long = "jobs", default_value_t = 1)]
-    pub jobs: usize,
+    /// Tests run at once (each boots its own VMs): a number, or `auto` to pack tests by their
+    /// machines' vCPUs and memory against the host's cores and free memory.
+    #[arg(short = 'j', long = "jobs", default_value = "1")]
+    pub jobs: crate::runner::schedule::Jobs,
     /// Leave the VMs of failed tests running and print how to reach them; Ctrl-C ends them.
     #[arg(long)]
     pub keep_on_failure: bool,

@@ -68,6 +68,7 @@ fn run_folder(ws: &Path, run_id: &str, outcome: Outcome) -> PathBuf {
         suites: vec!["provisioning".into()],
         shard: None,
         retries: 0,
+        schedule: None,
         merged_from: vec![],
     };
     let t = TestResult {

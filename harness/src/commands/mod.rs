@@ -405,6 +405,12 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
         tracing::info!(accel = %decision.accel, reason = %decision.reason, scale = decision.timeout_scale, "accelerator");
         let sock_dir = tempfile::Builder::new().prefix("aviary-").tempdir()?;
         let accel = decision.accel.to_string();
+        let budget = runner::schedule::Budget::new(
+            args.jobs,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            runner::schedule::available_memory_mib(),
+        );
+        tracing::info!(schedule = %budget.describe(), "scheduler");
         let shared = Arc::new(Shared {
             info: RunInfo {
                 run_id: run_id.clone(),
@@ -417,13 +423,14 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
                 shard,
                 retries: args.retries,
                 merged_from: Vec::new(),
+                schedule: Some(budget),
             },
             manifest: images.manifest.clone(),
             key: key.clone(),
             sock_dir: sock_dir.path().to_path_buf(),
             keep_on_failure: args.keep_on_failure,
             keep_all: args.keep_all,
-            parallel: args.jobs,
+            budget,
             manifest_path: ws.manifest_path(),
             kept: Mutex::new(Vec::new()),
             snapshots: (!args.cold).then(|| {
@@ -444,7 +451,7 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
             // Reads the summary.json written just before it.
             Box::new(HtmlReporter::new(run_dir.clone())),
         ]);
-        let (results, end) = runner::run(jobs, shared.clone(), args.jobs, &mut sinks).await?;
+        let (results, end) = runner::run(jobs, shared.clone(), &mut sinks).await?;
         let kept = std::mem::take(&mut *shared.kept.lock().unwrap_or_else(|e| e.into_inner()));
         if !kept.is_empty() && end == RunEnd::Completed {
             eprintln!("aviary: {} machine(s) are still up; Ctrl-C ends them:", kept.len());
@@ -481,10 +488,33 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
     })?;
     drop(rt);
     crate::machine::process::kill_all();
+    write_resources(&run_dir.join("resources.json"));
     if code == EXIT_PASS && !args.keep_on_failure && !args.keep_all {
         let _ = std::fs::remove_dir_all(&key_dir);
     }
     Ok(code)
+}
+
+/// Aviary's own CPU time and peak memory against its reaped children's (QEMU, qemu-img,
+/// ssh-keygen): what the benchmark reads to show Aviary is not the cost of a run.
+fn write_resources(path: &Path) {
+    fn usage(who: libc::c_int) -> libc::rusage {
+        // SAFETY: getrusage fills the struct it is given.
+        unsafe {
+            let mut u: libc::rusage = std::mem::zeroed();
+            libc::getrusage(who, &mut u);
+            u
+        }
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let (me, kids) = (usage(libc::RUSAGE_SELF), usage(libc::RUSAGE_CHILDREN));
+    let doc = serde_json::json!({
+        "aviary_cpu_s": secs(me.ru_utime) + secs(me.ru_stime),
+        "aviary_peak_rss_kib": me.ru_maxrss,
+        "children_cpu_s": secs(kids.ru_utime) + secs(kids.ru_stime),
+        "children_peak_rss_kib": kids.ru_maxrss,
+    });
+    let _ = std::fs::write(path, format!("{doc:#}\n"));
 }
 
 #[cfg(test)]

@@ -80,6 +80,9 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
             ts.add_property(Property::new("shard", shard.to_string()));
         }
         ts.add_property(Property::new("retries", info.retries.to_string()));
+        if let Some(b) = &info.schedule {
+            ts.add_property(Property::new("schedule", b.describe()));
+        }
         if !info.merged_from.is_empty() {
             let runs: Vec<&str> = info.merged_from.iter().map(|r| r.run_id.as_str()).collect();
             ts.add_property(Property::new("merged_from", runs.join(" ")));
@@ -201,6 +204,7 @@ mod tests {
             suites: vec!["provisioning".into(), "empty".into()],
             shard: Some("2/3".parse().unwrap()),
             retries: 2,
+            schedule: None,
             merged_from: vec![],
         }
     }

@@ -119,6 +119,7 @@ pub fn merge(runs: &[RunReport], run_id: String, out: &Path) -> Result<RunReport
             suites,
             shard: None,
             retries: runs.iter().map(|r| r.run.retries).max().unwrap_or(0),
+            schedule: None,
             merged_from: sources,
         },
         finished: runs.iter().all(|r| r.finished),

@@ -54,12 +54,17 @@ impl Reporter for ProgressReporter {
             Event::RunStarted { info, total } => {
                 self.bar.set_length(*total as u64);
                 self.attempts = info.retries + 1;
+                let schedule = info
+                    .schedule
+                    .map(|b| format!(", {}", b.describe()))
+                    .unwrap_or_default();
                 self.line(format!(
-                    "aviary: run {} — {} test(s), accelerator {} ({}), reports in {}",
+                    "aviary: run {} — {} test(s), accelerator {} ({}; deadlines ×{:.2}){schedule}, reports in {}",
                     info.run_id,
                     total,
                     info.accel.accel,
                     info.accel.reason,
+                    info.accel.timeout_scale,
                     info.dir.display()
                 ));
             }

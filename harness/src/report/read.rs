@@ -95,6 +95,7 @@ pub(crate) mod tests {
             suites: vec!["s".into()],
             shard: None,
             retries: 0,
+            schedule: None,
             merged_from: vec![],
         }
     }

@@ -6,6 +6,7 @@ pub mod lookup;
 pub mod repro;
 pub mod result;
 pub mod retry;
+pub mod schedule;
 pub mod snapshot;
 pub mod steps;
 pub mod test;
@@ -31,8 +32,8 @@ pub struct Shared {
     pub keep_on_failure: bool,
     /// Keep every test's machines up, passed or not (`aviary reproduce --keep`, `aviary spawn`).
     pub keep_all: bool,
-    /// Tests run at once (`-j`).
-    pub parallel: usize,
+    /// How many tests run at once (`-j`).
+    pub budget: schedule::Budget,
     /// The manifest the run's channels come from (recorded in repro bundles).
     pub manifest_path: PathBuf,
     /// Machines left up by --keep-on-failure, shut down when the user interrupts.
@@ -47,8 +48,8 @@ impl Shared {
     }
 
     /// Boot deadline: generous under TCG, where a first boot with Ignition takes 20–50 s, and
-    /// stretched by contention: `vcpus` guest CPUs of one test (times the tests running at once)
-    /// on fewer host cores boot proportionally slower (3 two-CPU nodes on 2 cores took 142–190 s
+    /// stretched by contention (`Budget::contention`): `vcpus` guest CPUs of one test (or the
+    /// scheduler's whole vCPU budget) on fewer host cores boot proportionally slower (3 two-CPU nodes on 2 cores took 142–190 s
     /// to SSH here, against ~20 s for one alone), which the accelerator probe, timed on an idle
     /// host, does not see.
     pub fn boot_timeout(&self, vcpus: u32) -> Duration {
@@ -56,26 +57,9 @@ impl Shared {
             crate::machine::accel::Accel::Kvm => 90,
             crate::machine::accel::Accel::Tcg => 240,
         };
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.scaled(Duration::from_secs(base))
-            .mul_f64(contention(vcpus, self.parallel, cores))
+            .mul_f64(self.budget.contention(vcpus))
     }
-}
-
-/// How many guest CPUs compete for each host core (at least 1): `vcpus` of one test, `parallel`
-/// tests at once.
-pub fn contention(vcpus: u32, parallel: usize, cores: usize) -> f64 {
-    (f64::from(vcpus) * parallel.max(1) as f64 / cores.max(1) as f64).max(1.0)
-}
-
-#[cfg(test)]
-#[test]
-fn boot_deadlines_stretch_with_guest_cpus_per_host_core() {
-    assert_eq!(contention(2, 1, 2), 1.0);
-    assert_eq!(contention(6, 1, 2), 3.0);
-    assert_eq!(contention(2, 2, 2), 2.0);
-    assert_eq!(contention(1, 1, 16), 1.0);
-    assert_eq!(contention(4, 0, 0), 4.0);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,13 +76,12 @@ struct Running {
     earlier: Vec<TestResult>,
 }
 
-/// Runs `jobs` with at most `parallel` at once, each retried as `retry` decides up to
+/// Runs `jobs` as the scheduler's budget admits them (`shared.budget`), each retried as `retry` decides up to
 /// `shared.info.retries` times (a retry takes the slot its failed attempt freed); returns every
 /// result and how the run ended.
 pub async fn run(
     jobs: Vec<Job>,
     shared: Arc<Shared>,
-    parallel: usize,
     sinks: &mut FanOut,
 ) -> anyhow::Result<(Vec<TestResult>, RunEnd)> {
     sinks.emit(&Event::RunStarted {
@@ -112,12 +95,23 @@ pub async fn run(
     let mut set: JoinSet<TestResult> = JoinSet::new();
     let mut results = Vec::new();
     let mut interrupted: Option<String> = None;
-    let parallel = parallel.max(1);
+    let demand = |j: &Job| schedule::Demand {
+        vcpus: j.test.machines.iter().map(|m| m.cpus).sum(),
+        memory_mib: j
+            .test
+            .machines
+            .iter()
+            .map(|m| u64::from(m.memory_mib))
+            .sum(),
+    };
     loop {
-        while running.len() < parallel {
-            let Some(job) = pending.pop_front() else {
+        loop {
+            let now: Vec<schedule::Demand> = running.values().map(|t| demand(&t.first)).collect();
+            let waiting: Vec<schedule::Demand> = pending.iter().map(demand).collect();
+            let Some(i) = shared.budget.pick(&now, &waiting) else {
                 break;
             };
+            let job = pending.remove(i).expect("picked from pending");
             sinks.emit(&Event::TestStarted {
                 suite: job.test.suite.clone(),
                 name: job.test.name.clone(),

@@ -114,6 +114,9 @@ pub struct RunInfo {
     /// For a run made by `aviary report merge`: the runs it was made from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<SourceRun>,
+    /// The scheduler's limits (`-j`); absent in reports of older runs and merged runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<super::schedule::Budget>,
 }
 
 /// A run that a merged run was made from.

@@ -1,0 +1,223 @@
+//! How many tests run at once: `-j N` (at most N tests), or `-j auto`, which packs tests by the
+//! guest vCPUs and memory their machines ask for against what the host has. A test is admitted
+//! whole (a cluster's machines boot together) or not at all; one test always runs, even one
+//! larger than the budget (the run says so rather than never starting it).
+
+use serde::{Deserialize, Serialize};
+
+/// `-j`: a number of tests, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jobs {
+    Fixed(usize),
+    Auto,
+}
+
+impl std::str::FromStr for Jobs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Jobs, String> {
+        if s == "auto" {
+            return Ok(Jobs::Auto);
+        }
+        match s.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(Jobs::Fixed(n)),
+            _ => Err(format!(
+                "`{s}` is not a number of tests (1 or more) or `auto`"
+            )),
+        }
+    }
+}
+
+/// Guest vCPUs each host core carries under `-j auto`. TCG guests of these tests are mostly
+/// waiting on commands after boot; boots are CPU-bound, and their deadlines stretch with this
+/// factor (`Shared::boot_timeout`).
+pub const VCPUS_PER_CORE: u32 = 2;
+
+/// Memory `-j auto` leaves to the host: 1 GiB plus a tenth of what is available.
+pub fn memory_budget_mib(available_mib: u64) -> u64 {
+    available_mib.saturating_sub(1024 + available_mib / 10)
+}
+
+/// What one test's machines ask for together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Demand {
+    pub vcpus: u32,
+    pub memory_mib: u64,
+}
+
+/// The scheduler's limits, recorded in the run's reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    /// "fixed" (`-j N`) or "auto".
+    pub mode: Mode,
+    pub max_tests: usize,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub host_cores: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Fixed,
+    Auto,
+}
+
+impl Budget {
+    pub fn new(jobs: Jobs, host_cores: usize, available_mib: u64) -> Budget {
+        let host_cores = host_cores.max(1);
+        match jobs {
+            Jobs::Fixed(n) => Budget {
+                mode: Mode::Fixed,
+                max_tests: n.max(1),
+                vcpus: u32::MAX,
+                memory_mib: u64::MAX,
+                host_cores,
+            },
+            Jobs::Auto => Budget {
+                mode: Mode::Auto,
+                max_tests: usize::MAX,
+                vcpus: host_cores as u32 * VCPUS_PER_CORE,
+                memory_mib: memory_budget_mib(available_mib),
+                host_cores,
+            },
+        }
+    }
+
+    /// Whether `next` may start beside `running`.
+    pub fn admits(&self, running: &[Demand], next: Demand) -> bool {
+        if running.is_empty() {
+            return true;
+        }
+        let vcpus: u64 = running.iter().map(|d| u64::from(d.vcpus)).sum();
+        let memory: u64 = running.iter().map(|d| d.memory_mib).sum();
+        running.len() < self.max_tests
+            && vcpus + u64::from(next.vcpus) <= u64::from(self.vcpus)
+            && memory.saturating_add(next.memory_mib) <= self.memory_mib
+    }
+
+    /// The first of `pending` (in plan order) that may start beside `running`.
+    pub fn pick(&self, running: &[Demand], pending: &[Demand]) -> Option<usize> {
+        pending.iter().position(|d| self.admits(running, *d))
+    }
+
+    /// How many guest vCPUs may compete for each host core (at least 1): what boot deadlines
+    /// stretch by. A test's own vCPUs count in full even when they exceed the budget.
+    pub fn contention(&self, test_vcpus: u32) -> f64 {
+        let load = match self.mode {
+            Mode::Fixed => f64::from(test_vcpus) * self.max_tests as f64,
+            Mode::Auto => f64::from(test_vcpus.max(self.vcpus)),
+        };
+        (load / self.host_cores as f64).max(1.0)
+    }
+
+    /// For the log and reports: "-j 2" or "-j auto: 4 vCPUs, 18000 MiB on 2 cores".
+    pub fn describe(&self) -> String {
+        match self.mode {
+            Mode::Fixed => format!("-j {}", self.max_tests),
+            Mode::Auto => format!(
+                "-j auto: {} vCPUs, {} MiB on {} cores",
+                self.vcpus, self.memory_mib, self.host_cores
+            ),
+        }
+    }
+}
+
+/// MemAvailable from /proc/meminfo, MiB (0 if unreadable).
+pub fn available_memory_mib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn d(vcpus: u32, memory_mib: u64) -> Demand {
+        Demand { vcpus, memory_mib }
+    }
+
+    #[test]
+    fn jobs_parse_numbers_and_auto() {
+        assert_eq!("auto".parse::<Jobs>(), Ok(Jobs::Auto));
+        assert_eq!("3".parse::<Jobs>(), Ok(Jobs::Fixed(3)));
+        for bad in ["0", "-1", "many", ""] {
+            let e = bad.parse::<Jobs>().unwrap_err();
+            assert!(e.contains("or `auto`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn fixed_counts_tests_and_ignores_size() {
+        let b = Budget::new(Jobs::Fixed(2), 2, 1000);
+        assert!(b.admits(&[d(6, 3072)], d(6, 3072)));
+        assert!(!b.admits(&[d(2, 1024), d(2, 1024)], d(2, 1024)));
+        assert_eq!(b.contention(2), 2.0);
+        assert_eq!(b.describe(), "-j 2");
+    }
+
+    #[test]
+    fn auto_packs_by_vcpus_and_memory_and_places_a_cluster_whole() {
+        // 2 cores -> 4 vCPUs; 24 GiB available.
+        let b = Budget::new(Jobs::Auto, 2, 24 * 1024);
+        assert_eq!(b.vcpus, 4);
+        assert!(b.admits(&[d(2, 1024)], d(2, 1024)));
+        assert!(!b.admits(&[d(2, 1024), d(2, 1024)], d(2, 1024)));
+        // A 3-node cluster (6 vCPUs) never starts beside anything, and alone it runs anyway.
+        assert!(!b.admits(&[d(2, 1024)], d(6, 3072)));
+        assert!(b.admits(&[], d(6, 3072)));
+        // First fit: the single machine behind the cluster goes first.
+        assert_eq!(b.pick(&[d(2, 1024)], &[d(6, 3072), d(2, 1024)]), Some(1));
+        assert_eq!(b.pick(&[d(2, 1024), d(2, 1024)], &[d(2, 1024)]), None);
+        // Memory binds too.
+        let small = Budget::new(Jobs::Auto, 16, 4096);
+        assert_eq!(small.memory_mib, 4096 - 1024 - 409);
+        assert!(!small.admits(&[d(2, 2048)], d(2, 1024)));
+        assert_eq!(b.contention(2), 2.0);
+        assert_eq!(b.contention(6), 3.0);
+        assert!(b.describe().starts_with("-j auto: 4 vCPUs"));
+    }
+
+    #[test]
+    fn meminfo_is_read() {
+        assert!(available_memory_mib() > 0);
+    }
+
+    proptest! {
+        /// Whatever the plan, an auto schedule never goes over its budget beside another test,
+        /// and always starts something when nothing runs.
+        #[test]
+        fn auto_never_overcommits(
+            cores in 1usize..8,
+            mem in 2048u64..65536,
+            plan in proptest::collection::vec((1u32..7, 256u64..4096), 1..20),
+        ) {
+            let b = Budget::new(Jobs::Auto, cores, mem);
+            let mut pending: Vec<Demand> = plan.iter().map(|&(c, m)| d(c, m)).collect();
+            let mut running: Vec<Demand> = Vec::new();
+            while !pending.is_empty() {
+                match b.pick(&running, &pending) {
+                    Some(i) => {
+                        let next = pending.remove(i);
+                        running.push(next);
+                        if running.len() > 1 {
+                            let v: u32 = running.iter().map(|d| d.vcpus).sum();
+                            let m: u64 = running.iter().map(|d| d.memory_mib).sum();
+                            prop_assert!(v <= b.vcpus && m <= b.memory_mib);
+                        }
+                    }
+                    None => {
+                        prop_assert!(!running.is_empty());
+                        running.remove(0);
+                    }
+                }
+            }
+        }
+    }
+}
