@@ -421,3 +421,84 @@ fn a_candidate_without_vxlan_fails_the_overlay_but_not_host_gw_routing() {
         "the overlay failure should say why: {junit}"
     );
 }
+
+#[test]
+fn machines_started_from_a_snapshot_are_machines_of_their_own() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (disk, before) = base_image();
+    let r = run_suite(&["fixtures/suites/snapshot-identity.yaml"], None);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let s = summary(&r.dir);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut ids = std::collections::HashSet::new();
+    let mut keys = std::collections::HashSet::new();
+    for t in s["tests"].as_array().unwrap() {
+        let name = t["name"].as_str().unwrap();
+        let boots = t["machines"][0]["boots"].as_array().unwrap();
+        assert_eq!(boots[0]["from_snapshot"], true, "{name}: {t}");
+        let first = t["machines"][0]["first_command_s"].as_f64().unwrap();
+        let id = std::fs::read_to_string(r.dir.join("snapshot-identity").join(name).join("id.txt"))
+            .unwrap();
+        let l: Vec<&str> = id.lines().collect();
+        assert_eq!(l.len(), 5, "{name}: {id}");
+        assert_eq!(l[0].len(), 32, "{name}: machine-id {id}");
+        assert!(
+            ids.insert(l[0].to_string()),
+            "{name}: machine-id shared: {id}"
+        );
+        assert!(
+            keys.insert(l[1].to_string()),
+            "{name}: host key shared: {id}"
+        );
+        // The clock was set from the host, not left at the snapshot's moment.
+        let guest_now: i64 = l[2].parse().unwrap();
+        assert!(
+            (guest_now - now).abs() < 600,
+            "{name}: guest clock {guest_now}, host {now}"
+        );
+        // Only the new host key: the template's rsa/ecdsa keys did not survive.
+        assert_eq!(l[3], "1", "{name}: {id}");
+        assert_eq!(l[4], "node", "{name}: {id}");
+        let log =
+            std::fs::read_to_string(r.dir.join("snapshot-identity").join(name).join("steps.log"))
+                .unwrap();
+        assert!(log.contains("node: starts from snapshot "), "{log}");
+        if name == "clone-3-reboots" {
+            assert_eq!(boots.len(), 2, "{t}");
+            assert!(
+                boots[1].get("from_snapshot").is_none(),
+                "a reboot is cold: {t}"
+            );
+            let after = std::fs::read_to_string(
+                r.dir
+                    .join("snapshot-identity")
+                    .join(name)
+                    .join("id-after-reboot.txt"),
+            )
+            .unwrap();
+            let a: Vec<&str> = after.lines().collect();
+            assert_eq!(
+                (a[0], a[1]),
+                (l[0], l[1]),
+                "identity kept across the reboot"
+            );
+        }
+        assert!(first > 0.0, "{t}");
+    }
+    // The template's own boot is in the run folder, and the base image is unchanged.
+    let templates: Vec<_> = std::fs::read_dir(r.dir.join("snapshots"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(
+        templates.len(),
+        1,
+        "one template for three identical machines"
+    );
+    let console = std::fs::read_to_string(templates[0].path().join("console.log")).unwrap();
+    assert!(console.contains("aviary: booting slot A"), "{console}");
+    assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
+}

@@ -221,18 +221,11 @@ impl Machine {
         let r = self.start_qemu().await;
         self.cfg.incoming = false;
         r?;
-        let events_on = serde_json::json!({
-            "capabilities": [{ "capability": "events", "state": true }]
-        });
-        self.qmp("migrate-set-capabilities", events_on).await?;
-        let mark = self.qmp.as_ref().map_or(0, |q| q.event_mark());
-        let uri = format!(
+        let from = format!(
             "exec:cat {}",
             qemu::shell_quote(&state.display().to_string())
         );
-        self.qmp("migrate-incoming", serde_json::json!({ "uri": uri }))
-            .await?;
-        self.wait_migration(mark, "restoring").await?;
+        self.migrate("migrate-incoming", from, "restoring").await?;
         self.qmp("cont", serde_json::json!({})).await?;
         let deadline = started + self.boot_timeout;
         let ssh = self.login(deadline).await?;
@@ -271,6 +264,18 @@ impl Machine {
         Ok(())
     }
 
+    /// Runs a QMP migration command (`migrate` to save, `migrate-incoming` to restore) with
+    /// migration events on, and waits for its MIGRATION event to say completed or failed.
+    async fn migrate(&self, command: &str, uri: String, what: &str) -> Result<(), MachineError> {
+        let events_on = serde_json::json!({
+            "capabilities": [{ "capability": "events", "state": true }]
+        });
+        self.qmp("migrate-set-capabilities", events_on).await?;
+        let mark = self.qmp.as_ref().map_or(0, |q| q.event_mark());
+        self.qmp(command, serde_json::json!({ "uri": uri })).await?;
+        self.wait_migration(mark, what).await
+    }
+
     async fn wait_migration(&self, mark: usize, what: &str) -> Result<(), MachineError> {
         let q = self
             .qmp
@@ -299,18 +304,11 @@ impl Machine {
     pub async fn save_state(&mut self, state: &Path) -> Result<u64, MachineError> {
         self.ssh = None;
         self.qmp("stop", serde_json::json!({})).await?;
-        let events_on = serde_json::json!({
-            "capabilities": [{ "capability": "events", "state": true }]
-        });
-        self.qmp("migrate-set-capabilities", events_on).await?;
-        let mark = self.qmp.as_ref().map_or(0, |q| q.event_mark());
-        let uri = format!(
+        let to = format!(
             "exec:cat > {}",
             qemu::shell_quote(&state.display().to_string())
         );
-        self.qmp("migrate", serde_json::json!({ "uri": uri }))
-            .await?;
-        self.wait_migration(mark, "saving").await?;
+        self.migrate("migrate", to, "saving").await?;
         self.shutdown().await;
         std::fs::metadata(state)
             .map(|m| m.len())

@@ -302,7 +302,7 @@ mod tests {
             dir.path().to_path_buf(),
             ["k1", "k1", "k2", "k3"].map(String::from),
         ));
-        assert!(cache.worth("k1") && cache.worth("k2") == false && cache.templates_planned() == 1);
+        assert!(cache.worth("k1") && !cache.worth("k2") && cache.templates_planned() == 1);
         let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..4 {
