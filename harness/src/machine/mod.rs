@@ -42,6 +42,7 @@ impl MachineError {
     }
 }
 
+#[derive(Clone)]
 pub struct MachineOpts {
     pub name: String,
     pub base_image: PathBuf,

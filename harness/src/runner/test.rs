@@ -402,21 +402,11 @@ async fn from_snapshot(
     if !cache.worth(&key) {
         return o;
     }
+    // The same machine, without the test's own update server; `make_template` sets its folder.
     let template_opts = MachineOpts {
-        name: o.name.clone(),
-        base_image: o.base_image.clone(),
-        fw_cfg_name: o.fw_cfg_name.clone(),
-        memory_mib: o.memory_mib,
-        cpus: o.cpus,
-        accel: o.accel,
-        dir: PathBuf::new(),
-        sock_dir: o.sock_dir.clone(),
-        key: o.key.clone(),
-        ignition: o.ignition.clone(),
-        boot_timeout: o.boot_timeout,
         guestfwd: None,
-        cluster_nic: o.cluster_nic.clone(),
         restore: None,
+        ..o.clone()
     };
     let made = cache
         .get_or_make(&key, |dir| {
