@@ -8,6 +8,7 @@ pub mod disk;
 pub mod gate;
 pub mod ignition;
 pub mod images;
+pub mod interrupt;
 pub mod machine;
 pub mod report;
 pub mod runner;

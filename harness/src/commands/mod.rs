@@ -298,6 +298,7 @@ fn private_dir(p: &Path) -> Result<()> {
 }
 
 pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
+    crate::interrupt::install();
     let ws = Workspace::discover();
     let mut images = Images::open(ws.clone())?;
     let shard = parse_shard(&args.select)?;

@@ -417,6 +417,14 @@ impl Machine {
             };
             if let Some(status) = exited {
                 let last = last_line(&self.console.snapshot());
+                // A guest reset ends QEMU (-no-reboot) with an exit code; a signal is someone
+                // else's doing (killed from outside, or a QEMU crash): never boot it again.
+                if let Some(killed) = killed_by_signal(&status) {
+                    return Err(MachineError::Infra(format!(
+                        "machine `{}`: QEMU {killed} during boot (not a guest reset, not Aviary); last console line: `{last}`",
+                        self.name
+                    )));
+                }
                 if let Some((line, _)) = panicked.take() {
                     last_panic = Some(line);
                 }
@@ -486,6 +494,13 @@ impl Machine {
     /// Whether a QEMU process is running for this machine.
     pub fn is_running(&self) -> bool {
         self.proc.is_some()
+    }
+
+    /// How QEMU ended, when it has ended although Aviary did not stop it (for the message
+    /// of a step whose SSH session broke).
+    pub fn unexpected_exit(&mut self) -> Option<String> {
+        let status = self.proc.as_mut()?.child.try_wait().ok().flatten()?;
+        Some(killed_by_signal(&status).unwrap_or_else(|| format!("exited ({status})")))
     }
 
     /// Runs a QMP command against the running QEMU.
@@ -586,4 +601,35 @@ fn last_line(text: &str) -> String {
         .chars()
         .take(200)
         .collect()
+}
+
+/// "was killed by signal 9 (SIGKILL)" when a process ended by a signal.
+fn killed_by_signal(status: &std::process::ExitStatus) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    let sig = status.signal()?;
+    let name = match sig {
+        libc::SIGKILL => " (SIGKILL)",
+        libc::SIGTERM => " (SIGTERM)",
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGABRT => " (SIGABRT)",
+        _ => "",
+    };
+    Some(format!("was killed by signal {sig}{name}"))
+}
+
+#[cfg(test)]
+mod exit_tests {
+    use super::killed_by_signal;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn a_signal_is_told_apart_from_a_guest_reset() {
+        let reset = std::process::ExitStatus::from_raw(0);
+        assert_eq!(killed_by_signal(&reset), None);
+        let killed = std::process::ExitStatus::from_raw(libc::SIGKILL);
+        assert_eq!(
+            killed_by_signal(&killed).as_deref(),
+            Some("was killed by signal 9 (SIGKILL)")
+        );
+    }
 }

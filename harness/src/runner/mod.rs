@@ -94,7 +94,8 @@ pub async fn run(
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     let mut set: JoinSet<TestResult> = JoinSet::new();
     let mut results = Vec::new();
-    let mut interrupted: Option<String> = None;
+    // A signal during setup (before these streams existed) was remembered: start nothing.
+    let mut interrupted: Option<String> = crate::interrupt::early().map(String::from);
     let demand = |j: &Job| schedule::Demand {
         vcpus: j.test.machines.iter().map(|m| m.cpus).sum(),
         memory_mib: j
@@ -104,7 +105,7 @@ pub async fn run(
             .map(|m| u64::from(m.memory_mib))
             .sum(),
     };
-    loop {
+    while interrupted.is_none() {
         loop {
             let now: Vec<schedule::Demand> = running.values().map(|t| demand(&t.first)).collect();
             let waiting: Vec<schedule::Demand> = pending.iter().map(demand).collect();

@@ -86,10 +86,17 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
             let cmd = x(cmd)?;
             let limit = timeout.unwrap_or(env.run_timeout);
             let ssh = machine.ssh()?.clone();
-            let out = ssh
-                .exec(&cmd, limit)
-                .await
-                .map_err(|e| StepError::Failed(format!("`{cmd}` on {on}: {e:#}")))?;
+            let out = match ssh.exec(&cmd, limit).await {
+                Ok(out) => out,
+                Err(e) => {
+                    return Err(match machine.unexpected_exit() {
+                        Some(how) => StepError::Infra(format!(
+                            "`{cmd}` on {on}: {e:#}; its QEMU {how} (not by Aviary)"
+                        )),
+                        None => StepError::Failed(format!("`{cmd}` on {on}: {e:#}")),
+                    })
+                }
+            };
             let _ = writeln!(
                 env.log,
                 "$ {cmd}   # on {on}, exit {}\n{}{}",
