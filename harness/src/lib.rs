@@ -9,6 +9,7 @@ pub mod gate;
 pub mod ignition;
 pub mod images;
 pub mod machine;
+pub mod private;
 pub mod report;
 pub mod runner;
 pub mod shard;
