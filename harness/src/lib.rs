@@ -10,6 +10,7 @@ pub mod ignition;
 pub mod images;
 pub mod interrupt;
 pub mod machine;
+pub mod private;
 pub mod report;
 pub mod runner;
 pub mod shard;

@@ -149,16 +149,39 @@ async fn payload(State(s): State<Shared>, UrlPath(name): UrlPath<String>) -> Res
         });
         return (StatusCode::NOT_FOUND, "no such payload\n").into_response();
     };
+    let data = match tokio::fs::read(&offer.payload).await {
+        Ok(d) => d,
+        Err(e) => {
+            s.lock().log.push(Request {
+                path: format!("/payloads/{name}"),
+                status: 500,
+            });
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
+        }
+    };
+    // What is served is what the manifest records: a payload changed on disk since the run
+    // checked it is refused here too (a fault is applied to the good bytes, after this check).
+    let seen = crate::images::cache::sha256_bytes(&data);
+    if seen != offer.sha256 {
+        tracing::error!(payload = %offer.payload.display(), expected = %offer.sha256, found = %seen, "update payload changed on disk; refusing to serve it");
+        s.lock().log.push(Request {
+            path: format!("/payloads/{name}"),
+            status: 500,
+        });
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "aviary: update payload {} does not match its recorded digest (expected sha256 {}, found {seen}); refusing to serve it\n",
+                offer.payload.display(),
+                offer.sha256
+            ),
+        )
+            .into_response();
+    }
     s.lock().log.push(Request {
         path: format!("/payloads/{name}"),
         status: 200,
     });
-    let data = match tokio::fs::read(&offer.payload).await {
-        Ok(d) => d,
-        Err(e) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
-        }
-    };
     let len = data.len();
     let half = len / 2;
     let body = match fault {
@@ -299,6 +322,28 @@ mod tests {
         let (head, body) = get(s.addr, "/payloads/beta-1001.0.0.raucb").await;
         assert!(head.contains("content-length: 10000"), "{head}");
         assert_eq!(body, data[..data.len() / 2], "stalls after half");
+    }
+
+    #[tokio::test]
+    async fn a_payload_changed_after_the_check_is_not_served() {
+        let (s, mut data, d) = server_with_payload().await;
+        data[5000] ^= 1;
+        std::fs::write(d.path().join("b.raucb"), &data).unwrap();
+        let (head, body) = get(s.addr, "/payloads/beta-1001.0.0.raucb").await;
+        assert!(head.contains(" 500 "), "{head}");
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.contains("does not match its recorded digest"),
+            "{body}"
+        );
+        assert!(
+            body.contains(&format!(
+                "found {}",
+                crate::images::cache::sha256_bytes(&data)
+            )),
+            "{body}"
+        );
+        assert_eq!(s.requests().last().unwrap().status, 500);
     }
 
     #[test]

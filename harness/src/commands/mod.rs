@@ -289,12 +289,73 @@ fn random_u64() -> u64 {
 }
 
 fn private_dir(p: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(p)
-        .with_context(|| format!("creating {}", p.display()))
+    crate::private::dir(p).with_context(|| format!("creating {}", p.display()))
+}
+
+/// Host programs every machine needs: the program, the Debian package that has it, and why.
+const HOST_TOOLS: &[(&str, &str, &str)] = &[
+    (
+        crate::machine::qemu::QEMU_BINARY,
+        "qemu-system-x86",
+        "every machine runs in it",
+    ),
+    (
+        "qemu-img",
+        "qemu-utils",
+        "every machine's overlay disk is made with it",
+    ),
+];
+
+/// Refuses a run on a host that lacks QEMU, before any folder is made or anything starts.
+fn check_host_tools() -> Result<(), BadInput> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for (tool, package, why) in HOST_TOOLS {
+        if crate::machine::process::find_on_path(tool, &path).is_none() {
+            return Err(BadInput(format!(
+                "aviary: {tool} was not found on PATH ({}); {why}\n  hint: install the {package} package (apt-get install {package})",
+                path.to_string_lossy()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses tests whose machines together ask for more memory than this host has (MemTotal
+/// less a reserve): they could never run, so nothing boots.
+fn check_memory(tests: &[Test]) -> Result<(), BadInput> {
+    let total = runner::schedule::total_memory_mib();
+    let refused: Vec<String> = tests
+        .iter()
+        .filter_map(|t| {
+            let machines: Vec<(String, u64)> = t
+                .machines
+                .iter()
+                .map(|m| (m.name.clone(), u64::from(m.memory_mib)))
+                .collect();
+            let id = format!("{}::{}", t.suite, t.name);
+            runner::schedule::check_host_memory(&id, &machines, total).err()
+        })
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(BadInput(refused.join("\n")))
+    }
+}
+
+/// Makes the run's folder (mode 0700: it holds the run's key and Ignition configs) and proves
+/// that reports can be written there, before any VM starts.
+fn make_run_dir(reports: &Path, run_dir: &Path) -> Result<(), BadInput> {
+    crate::private::dir(run_dir)
+        .and_then(|()| crate::private::probe_writable(run_dir))
+        .map_err(|e| {
+            let _ = std::fs::remove_dir(run_dir);
+            BadInput(format!(
+                "aviary: cannot write reports in {}: creating and writing {} failed: {e}; no VM was started\n  hint: give a writable folder with room to spare with --reports DIR",
+                reports.display(),
+                run_dir.display()
+            ))
+        })
 }
 
 pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
@@ -311,23 +372,36 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
         );
     }
 
+    if !tests.is_empty() {
+        check_host_tools()?;
+        check_memory(&tests)?;
+    }
+
     // Images: build what is missing, verify every digest.
     let mut resolved: BTreeMap<String, ResolvedImage> = BTreeMap::new();
     for t in &tests {
+        let mut resolve = |r: &ImageRef, what: String| {
+            images.resolve(r).map_err(|e| {
+                BadInput(format!(
+                    "aviary: test {}::{}, {what}: {e:#}",
+                    t.suite, t.name
+                ))
+            })
+        };
         let targets = t.steps.iter().filter_map(|s| match &s.kind {
             suite::StepKind::Update { to, .. } => Some(ImageRef::Channel(to.clone())),
             _ => None,
         });
         for r in targets {
             if let std::collections::btree_map::Entry::Vacant(v) = resolved.entry(r.to_string()) {
-                v.insert(images.resolve(&r)?);
+                v.insert(resolve(&r, format!("update to `{r}`"))?);
             }
         }
         for m in &t.machines {
             if let std::collections::btree_map::Entry::Vacant(v) =
                 resolved.entry(m.image.to_string())
             {
-                v.insert(images.resolve(&m.image)?);
+                v.insert(resolve(&m.image, format!("machine {}", m.name))?);
             }
         }
     }
@@ -337,12 +411,13 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
     let run_id = format!("{stamp}-{:04x}", seed & 0xffff);
     let reports = args.reports.clone().unwrap_or_else(|| ws.reports_dir());
     let run_dir = reports.join(&run_id);
-    private_dir(&run_dir)?;
+    make_run_dir(&reports, &run_dir)?;
     let key_dir = run_dir.join(".ssh");
     private_dir(&key_dir)?;
     let key = key_dir.join("id_ed25519");
     crate::ssh::generate_key(&key)?;
-    let pubkey = std::fs::read_to_string(key.with_extension("pub"))?;
+    let pubkey = std::fs::read_to_string(key.with_extension("pub"))
+        .with_context(|| format!("reading {}", key.with_extension("pub").display()))?;
 
     // Every Ignition config is written and validated before any VM starts.
     let mut jobs = Vec::new();
@@ -352,10 +427,11 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
         let mut imgs = BTreeMap::new();
         for m in &t.machines {
             let mdir = dir.join(&m.name);
-            std::fs::create_dir_all(&mdir)?;
+            private_dir(&mdir)?;
             let path = mdir.join("config.ign");
             let cfg = crate::ignition::config(&m.ignition, &m.name, &pubkey);
-            std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;
+            crate::private::write(&path, serde_json::to_string_pretty(&cfg)?)
+                .with_context(|| format!("writing {}", path.display()))?;
             crate::ignition::validate(&path).map_err(|e| {
                 BadInput(format!(
                     "test {}::{}, machine {}: {e:#}",

@@ -338,12 +338,21 @@ impl Images {
     pub fn resolve(&mut self, image: &ImageRef) -> Result<ResolvedImage> {
         match image {
             ImageRef::Channel(ch) => {
+                let dir = self.image_dir(ch)?;
+                let disk = dir.join("disk.qcow2");
+                // A build record whose disk is gone: the cache was damaged (a disk removed to
+                // free space). Say so rather than rebuilding over it behind the user's back.
+                if dir.join("aviary-image.json").is_file() && !disk.is_file() {
+                    bail!(
+                        "image `{ch}`: its cached disk {} is missing (its build record {} is there); expected the disk built for the current recipe\n  hint: rebuild it with `aviary images build {ch}`",
+                        disk.display(),
+                        dir.join("aviary-image.json").display()
+                    );
+                }
                 let rec = match self.built(ch)? {
                     Some((_, rec)) => rec,
                     None => self.build(ch, false)?,
                 };
-                let dir = self.image_dir(ch)?;
-                let disk = dir.join("disk.qcow2");
                 let seen = cache::sha256_file(&disk)
                     .with_context(|| format!("reading {}", disk.display()))?;
                 if seen != rec.sha256 {
@@ -383,9 +392,14 @@ impl Images {
             }
             ImageRef::Path(p) => {
                 if !p.is_file() {
-                    bail!("image file {} does not exist", p.display());
+                    bail!(
+                        "image file {} does not exist; expected a qcow2 disk image (a path given to --image or a suite's `image:`, or a channel of {})",
+                        p.display(),
+                        self.ws.manifest_path().display()
+                    );
                 }
-                let sha256 = cache::sha256_file(p)?;
+                let sha256 =
+                    cache::sha256_file(p).with_context(|| format!("reading {}", p.display()))?;
                 // A path image may carry the recipe's image.json beside it.
                 let meta: Option<serde_json::Value> = p
                     .parent()

@@ -48,6 +48,14 @@ pub fn kill_all() {
     }
 }
 
+/// Where `name` would be found on `path` (a PATH value): the first executable file of that name.
+pub fn find_on_path(name: &str, path: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path).map(|d| d.join(name)).find(|p| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
 /// A child in its own process group; dropping it kills the whole group.
 #[derive(Debug)]
 pub struct GroupChild {
@@ -112,6 +120,22 @@ impl Drop for GroupChild {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_on_path_takes_the_first_executable() {
+        use std::os::unix::fs::PermissionsExt;
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let plain = a.path().join("tool");
+        std::fs::write(&plain, "").unwrap();
+        let exe = b.path().join("tool");
+        std::fs::write(&exe, "").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = std::env::join_paths([a.path(), b.path()]).unwrap();
+        assert_eq!(find_on_path("tool", &path), Some(exe));
+        assert_eq!(find_on_path("other", &path), None);
+        assert_eq!(find_on_path("tool", std::ffi::OsStr::new("")), None);
+    }
 
     #[tokio::test]
     async fn dropping_kills_the_whole_group() {

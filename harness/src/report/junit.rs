@@ -3,7 +3,7 @@
 
 use super::{Event, Reporter};
 use crate::runner::result::{Outcome, Rerun, RunInfo, TestResult};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use quick_junit::{
     FlakyOrRerun, NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
@@ -30,8 +30,9 @@ impl JunitReporter {
         };
         let xml = render(info, &self.results)?;
         let tmp = self.path.with_extension("xml.tmp");
-        std::fs::write(&tmp, xml)?;
-        std::fs::rename(&tmp, &self.path)?;
+        std::fs::write(&tmp, xml).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("writing {}", self.path.display()))?;
         Ok(())
     }
 }

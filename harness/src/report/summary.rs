@@ -2,7 +2,7 @@
 
 use super::{Event, Reporter};
 use crate::runner::result::{Outcome, RunInfo, TestResult};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -73,8 +73,9 @@ pub fn write(
 ) -> Result<()> {
     let doc = document(info, results, finished, interrupted);
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&doc)?)?;
-    std::fs::rename(&tmp, path)?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(&doc)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

@@ -66,7 +66,7 @@ fn absolute(p: &Path) -> PathBuf {
 /// Writes `<job dir>/repro/`; returns the folder.
 pub fn write(job: &Job, shared: &Shared, outcome: &Outcome) -> std::io::Result<PathBuf> {
     let dir = job.dir.join("repro");
-    std::fs::create_dir_all(&dir)?;
+    crate::private::dir(&dir)?;
     let machines = job
         .test
         .machines
@@ -84,7 +84,7 @@ pub fn write(job: &Job, shared: &Shared, outcome: &Outcome) -> std::io::Result<P
         .map(|(ch, r)| (ch.clone(), pin(ch, r)))
         .collect();
     for (name, ign) in &job.ignition {
-        std::fs::copy(ign, dir.join(format!("{name}.ign")))?;
+        crate::private::copy(ign, &dir.join(format!("{name}.ign")))?;
         let cmdline = job.dir.join(name).join("qemu-cmdline.txt");
         if cmdline.is_file() {
             std::fs::copy(&cmdline, dir.join(format!("{name}.qemu-cmdline.txt")))?;

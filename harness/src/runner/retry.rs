@@ -55,12 +55,12 @@ pub fn attempt_job(first: &Job, attempt: u32) -> std::io::Result<Job> {
     let mut job = first.clone();
     job.attempt = attempt;
     job.dir = attempt_dir(first, attempt);
-    std::fs::create_dir_all(&job.dir)?;
+    crate::private::dir(&job.dir)?;
     for (machine, path) in job.ignition.iter_mut() {
         let mdir = job.dir.join(machine);
-        std::fs::create_dir_all(&mdir)?;
+        crate::private::dir(&mdir)?;
         let to = mdir.join("config.ign");
-        std::fs::copy(&*path, &to)?;
+        crate::private::copy(path, &to)?;
         *path = to;
     }
     Ok(job)

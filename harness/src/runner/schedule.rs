@@ -1,7 +1,8 @@
 //! How many tests run at once: `-j N` (at most N tests), or `-j auto`, which packs tests by the
 //! guest vCPUs and memory their machines ask for against what the host has. A test is admitted
 //! whole (a cluster's machines boot together) or not at all; one test always runs, even one
-//! larger than the budget (the run says so rather than never starting it).
+//! larger than the budget (the run says so rather than never starting it). Only a test larger
+//! than the host itself is refused, before the run starts (`check_host_memory`).
 
 use serde::{Deserialize, Serialize};
 
@@ -124,14 +125,45 @@ impl Budget {
 
 /// MemAvailable from /proc/meminfo, MiB (0 if unreadable).
 pub fn available_memory_mib() -> u64 {
+    meminfo_mib("MemAvailable:")
+}
+
+/// MemTotal from /proc/meminfo, MiB (0 if unreadable).
+pub fn total_memory_mib() -> u64 {
+    meminfo_mib("MemTotal:")
+}
+
+fn meminfo_mib(key: &str) -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|t| {
             t.lines()
-                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .find_map(|l| l.strip_prefix(key))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(0, |kib| kib / 1024)
+}
+
+/// Refuses a test whose machines together ask for more memory than the host could ever give
+/// it: MemTotal less the reserve `-j auto` keeps (`memory_budget_mib`). A test that fits that
+/// but not what is free now still runs (alone if need be, see `Budget::admits`). `machines` are
+/// (name, MiB); an unknown MemTotal (0) refuses nothing.
+pub fn check_host_memory(
+    test: &str,
+    machines: &[(String, u64)],
+    total_mib: u64,
+) -> Result<(), String> {
+    let asked: u64 = machines.iter().map(|(_, m)| m).sum();
+    let limit = memory_budget_mib(total_mib);
+    if total_mib == 0 || asked <= limit {
+        return Ok(());
+    }
+    let each: Vec<String> = machines.iter().map(|(n, m)| format!("{n} {m}")).collect();
+    Err(format!(
+        "aviary: test {test} asks for {asked} MiB of guest memory ({} MiB), more than this host can ever give one test: {limit} MiB (MemTotal {total_mib} MiB less a reserve of {} MiB); refusing it before booting anything\n  hint: lower its machines' `memory:` or run it on a host with more memory",
+        each.join(", "),
+        total_mib - limit
+    ))
 }
 
 #[cfg(test)]
@@ -187,6 +219,36 @@ mod tests {
     #[test]
     fn meminfo_is_read() {
         assert!(available_memory_mib() > 0);
+        assert!(total_memory_mib() >= available_memory_mib());
+    }
+
+    #[test]
+    fn a_test_larger_than_the_host_is_refused_and_one_larger_than_the_budget_is_not() {
+        let m = |n: &str, mib| (n.to_string(), mib);
+        // 24 GiB host: 24576 - 1024 - 2457 = 21095 MiB for one test.
+        let total = 24 * 1024;
+        let big = [m("a", 16384), m("b", 16384), m("c", 16384)];
+        let e = check_host_memory("cluster::big", &big, total).unwrap_err();
+        assert!(
+            e.starts_with("aviary: test cluster::big asks for 49152 MiB"),
+            "{e}"
+        );
+        assert!(e.contains("(a 16384, b 16384, c 16384 MiB)"), "{e}");
+        assert!(
+            e.contains("21095 MiB (MemTotal 24576 MiB less a reserve of 3481 MiB)"),
+            "{e}"
+        );
+        assert!(e.contains("hint: lower its machines' `memory:`"), "{e}");
+        // Exactly the limit fits; one MiB more does not.
+        assert!(check_host_memory("t", &[m("a", 21095)], total).is_ok());
+        assert!(check_host_memory("t", &[m("a", 21096)], total).is_err());
+        // Fits MemTotal but not today's free memory: not refused here; `-j auto` runs it alone.
+        let fits = [m("a", 8192), m("b", 8192)];
+        assert!(check_host_memory("t", &fits, total).is_ok());
+        let b = Budget::new(Jobs::Auto, 2, 8 * 1024);
+        assert!(b.admits(&[], d(4, 16384)));
+        // MemTotal unknown: nothing is refused.
+        assert!(check_host_memory("t", &big, 0).is_ok());
     }
 
     proptest! {
