@@ -1,5 +1,7 @@
 //! Aviary: boots candidate OS images in QEMU, runs YAML suites against them, reports JUnit.
 
+#[cfg(test)]
+mod bad_input;
 pub mod checks;
 pub mod cli;
 pub mod clock;

@@ -116,6 +116,32 @@ fn list_prints_the_plan() {
     );
 }
 
+#[test]
+fn bad_manifest_exits_2_with_location() {
+    let d = tempfile::tempdir().unwrap();
+    let manifest = d.path().join("channels.yaml");
+    std::fs::write(
+        &manifest,
+        "channels:\n  stable:\n    version: \"1000\"\n    kernel_package: linux-image-6.1.0-47-cloud-amd64\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aviary"))
+        .args(["list", "suites/provisioning.yaml"])
+        .current_dir(repo())
+        .env("AVIARY_MANIFEST", &manifest)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:3:14: channel `stable`: version `1000` is not MAJOR.MINOR.PATCH",
+            manifest.display()
+        )),
+        "{err}"
+    );
+}
+
 /// Runs aviary as is (no `--reports`), in the repository, with QEMU replaced by a spy that
 /// records any call but `--version` (the accelerator cache key asks for it).
 fn aviary_plain(args: &[&str]) -> (i32, String, String) {

@@ -116,7 +116,9 @@ pub fn load_file(path: &Path, channels: &[String]) -> Result<Policy, LoadErrors>
 pub fn load_str(path: &Path, text: &str, channels: &[String]) -> Result<Policy, LoadErrors> {
     let parsed: PolicyFile = serde_saphyr::from_str(text).map_err(|e| {
         let mut err = LoadError::yaml(path, &e);
-        err.hint = Some("images/promotion.yaml documents the keys a transition takes".into());
+        if err.message.contains("unknown field") {
+            err.hint = Some("images/promotion.yaml documents the keys a transition takes".into());
+        }
         LoadErrors(vec![err])
     })?;
     let mut v = Check {
@@ -294,11 +296,10 @@ impl Check<'_> {
             .and_then(|m| match regex::Regex::new(&m.value) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    let first = e.to_string().lines().last().unwrap_or("").to_string();
                     self.err(
                         m,
                         format!("{field}.message"),
-                        format!("not a regex: {first}"),
+                        format!("not a regex: {}", crate::suite::regex_reason(&e)),
                     );
                     None
                 }

@@ -1,7 +1,9 @@
 //! images/channels.yaml: the releases per channel, with their kernels and digests.
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use serde_saphyr::Spanned;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Where Fedora CoreOS's Ignition reads its config; Flatcar uses `opt/org.flatcar-linux/config`.
@@ -72,9 +74,11 @@ pub enum ManifestError {
         column: u64,
         message: String,
     },
-    #[error("{path}: channel `{channel}`: {message}")]
+    #[error("{path}:{line}:{column}: channel `{channel}`: {message}")]
     Invalid {
         path: PathBuf,
+        line: u64,
+        column: u64,
         channel: String,
         message: String,
     },
@@ -101,64 +105,87 @@ impl Manifest {
     pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
         let m: Manifest = serde_saphyr::from_str(text).map_err(|e| {
             let err = crate::suite::LoadError::yaml(path, &e);
+            let message = match err.hint {
+                Some(h) => format!("{}\n  hint: {h}", err.message),
+                None => err.message,
+            };
             ManifestError::Parse {
                 path: path.to_path_buf(),
                 line: err.loc.line,
                 column: err.loc.column,
-                message: err.message,
+                message,
             }
         })?;
-        for (name, r) in &m.channels {
-            let invalid = |message: String| ManifestError::Invalid {
+        if let Err((channel, key, message)) = m.check() {
+            let (line, column) = place(text, &channel, key);
+            return Err(ManifestError::Invalid {
                 path: path.to_path_buf(),
-                channel: name.clone(),
+                line,
+                column,
+                channel,
                 message,
-            };
-            if !name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                || name.is_empty()
-            {
+            });
+        }
+        Ok(m)
+    }
+
+    /// The first invalid channel: its name, the key at fault (None: the name itself) and why.
+    fn check(&self) -> Result<(), (String, Option<&'static str>, String)> {
+        for (name, r) in &self.channels {
+            let invalid = |key, message: String| (name.clone(), key, message);
+            if !recipe_variant_name_ok(name) {
                 return Err(invalid(
+                    None,
                     "channel names use lowercase letters, digits and '-'".into(),
                 ));
             }
             if !is_version(&r.version) {
-                return Err(invalid(format!(
-                    "version `{}` is not MAJOR.MINOR.PATCH",
-                    r.version
-                )));
+                return Err(invalid(
+                    Some("version"),
+                    format!("version `{}` is not MAJOR.MINOR.PATCH", r.version),
+                ));
             }
             if !r.kernel_package.starts_with("linux-image-") {
-                return Err(invalid(format!(
-                    "kernel_package `{}` is not a linux-image-* package",
-                    r.kernel_package
-                )));
+                return Err(invalid(
+                    Some("kernel_package"),
+                    format!(
+                        "kernel_package `{}` is not a linux-image-* package",
+                        r.kernel_package
+                    ),
+                ));
             }
             if let Some(v) = &r.variant {
                 if !recipe_variant_name_ok(v) {
-                    return Err(invalid(format!(
-                        "variant `{v}` is not a name (lowercase letters, digits, '-')"
-                    )));
+                    return Err(invalid(
+                        Some("variant"),
+                        format!("variant `{v}` is not a name (lowercase letters, digits, '-')"),
+                    ));
                 }
             }
             if let Some(b) = &r.built_as {
                 if !recipe_variant_name_ok(b) {
-                    return Err(invalid(format!(
-                        "built_as `{b}` is not a channel name (lowercase letters, digits, '-')"
-                    )));
+                    return Err(invalid(
+                        Some("built_as"),
+                        format!(
+                            "built_as `{b}` is not a channel name (lowercase letters, digits, '-')"
+                        ),
+                    ));
                 }
             }
             if let Some(e) = &r.entered {
-                crate::clock::parse_timestamp(e).map_err(|m| invalid(format!("entered: {m}")))?;
+                crate::clock::parse_timestamp(e)
+                    .map_err(|m| invalid(Some("entered"), format!("entered: {m}")))?;
             }
             if let Some(d) = &r.disk {
                 if d.sha256.len() != 64 || !d.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(invalid("disk.sha256 is not a sha256 hex digest".into()));
+                    return Err(invalid(
+                        Some("disk"),
+                        "disk.sha256 is not a sha256 hex digest".into(),
+                    ));
                 }
             }
         }
-        Ok(m)
+        Ok(())
     }
 
     /// Writes atomically: a temporary file beside it, then rename.
@@ -188,6 +215,27 @@ impl Manifest {
 
     pub fn channel_names(&self) -> Vec<String> {
         self.channels.keys().cloned().collect()
+    }
+}
+
+/// Where channel `channel` (or its `key`) is written in `text`, which parsed as a manifest.
+/// The manifest types carry no spans (they are also written back); a second, loose reading
+/// finds the place. Line 1, column 1 if even that fails.
+fn place(text: &str, channel: &str, key: Option<&str>) -> (u64, u64) {
+    #[derive(Deserialize)]
+    struct Places {
+        channels: HashMap<Spanned<String>, Spanned<HashMap<String, Spanned<IgnoredAny>>>>,
+    }
+    let at = |l: &serde_saphyr::Location| (l.line().max(1), l.column().max(1));
+    let Ok(places) = serde_saphyr::from_str::<Places>(text) else {
+        return (1, 1);
+    };
+    let Some((name, keys)) = places.channels.iter().find(|(n, _)| n.value == channel) else {
+        return (1, 1);
+    };
+    match key.and_then(|k| keys.value.get(k)) {
+        Some(v) => at(&v.referenced),
+        None => at(&name.referenced),
     }
 }
 
@@ -242,8 +290,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("channel `stable`") && e.contains("MAJOR.MINOR.PATCH"),
+            e.starts_with("c.yaml:4:14: channel `stable`: ") && e.contains("MAJOR.MINOR.PATCH"),
             "{e}"
         );
+        // A bad channel name points at the name.
+        let e = Manifest::parse(Path::new("c.yaml"), &GOOD.replace("stable:", "Stable:"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.yaml:3:3: channel `Stable`: "), "{e}");
     }
 }

@@ -63,8 +63,10 @@ pub fn parse(path: &Path, text: &str) -> Result<RunReport, ReadError> {
         };
         ReadError::Malformed {
             path: path.to_path_buf(),
-            line: e.line(),
-            column: e.column(),
+            line: e.line().max(1),
+            // serde_json says column 0 for the end of a file that ends with a newline (or is
+            // empty): that is the start of the last line.
+            column: e.column().max(1),
             message,
         }
     })

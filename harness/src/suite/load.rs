@@ -12,6 +12,9 @@ use std::time::Duration;
 pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_MEMORY_MIB: u32 = 1024;
 pub const DEFAULT_CPUS: u32 = 2;
+/// Machines one test may declare: far more than one host runs, and few enough that the
+/// cluster's default addresses (10.77.0.11 up) and MACs stay in their last byte.
+pub const MAX_MACHINES: usize = 64;
 
 /// One problem in a suite file, at a place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,13 +55,15 @@ impl LoadError {
         }
     }
 
-    /// serde-saphyr's parse error, at its place, without the location it appends itself.
+    /// serde-saphyr's parse error, at its place, in words for the user (see [`yaml_message`]),
+    /// with a hint where one helps. An error without a place (not UTF-8) is put at 1:1.
     pub fn yaml(path: &Path, e: &serde_saphyr::Error) -> LoadError {
         let inner = e.without_snippet();
         let (line, column) = inner
             .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
+            .map(|l| (l.line().max(1), l.column().max(1)))
+            .unwrap_or((1, 1));
+        let message = yaml_message(&inner.to_string());
         LoadError {
             loc: Loc {
                 file: path.to_path_buf(),
@@ -66,8 +71,8 @@ impl LoadError {
                 column,
             },
             field: String::new(),
-            message: strip_location(&inner.to_string()),
-            hint: None,
+            hint: yaml_hint(&message),
+            message,
         }
     }
 }
@@ -137,11 +142,53 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
+/// serde-saphyr's message as a user reads it: without its location, without its advice to
+/// the programmer (`set … in Options`), numbers' ranges and its limits said in words.
+fn yaml_message(msg: &str) -> String {
+    let m = strip_location(msg);
+    for advice in [", set DuplicateKeyPolicy", ". If you just use !!binary"] {
+        if let Some(i) = m.find(advice) {
+            return m[..i].to_string();
+        }
+    }
+    let range = match m.strip_prefix("invalid ") {
+        Some("u16") => Some("0 to 65535"),
+        Some("u32") => Some("0 to 4294967295"),
+        Some("u64") => Some("0 to 18446744073709551615"),
+        Some("i32") => Some("-2147483648 to 2147483647"),
+        _ => None,
+    };
+    if let Some(r) = range {
+        return format!("expected a whole number from {r}");
+    }
+    if let Some(b) = m.strip_prefix("budget breached: ") {
+        if b.starts_with("Depth") {
+            return "nested too deeply (more than 64 levels of lists and mappings)".into();
+        }
+        return format!("the document is too large or too complex ({b})");
+    }
+    m
+}
+
+/// Hints for what any YAML reader may meet.
+fn yaml_hint(message: &str) -> Option<String> {
+    if message == "unexpected end of input" {
+        Some("the file is empty, or it ends early".into())
+    } else if message.starts_with("tabs disallowed") {
+        Some("indent with spaces; YAML does not allow tabs there".into())
+    } else {
+        None
+    }
+}
+
+/// Hints for suite files, over [`yaml_hint`]'s.
 fn hint_for(message: &str) -> Option<String> {
     if message.contains("unknown field") || message.contains("unknown variant") {
         Some("see README.md, section 'Suite language', for the keys each level takes".into())
+    } else if message == "expected end of mapping after enum variant value" {
+        Some("a step is one key: run, wait_for, reboot, copy, expect, update or fault".into())
     } else {
-        None
+        yaml_hint(message)
     }
 }
 
@@ -237,7 +284,11 @@ impl Validator<'_> {
         // Placeholders expand to plain text; check the rest of the regex now.
         let probe = s.value.replace("{{", "").replace("}}", "");
         if let Err(e) = Pattern::compile(&probe) {
-            self.err(s, field, format!("invalid regular expression: {e}"));
+            self.err(
+                s,
+                field,
+                format!("invalid regular expression: {}", regex_reason(&e)),
+            );
         }
         Some(Pattern(s.value.clone()))
     }
@@ -351,6 +402,16 @@ impl Validator<'_> {
                 "a test needs at least one machine",
             );
         }
+        if t.machines.value.len() > MAX_MACHINES {
+            self.err(
+                &t.machines,
+                format!("{field}.machines"),
+                format!(
+                    "{} machines; a test declares at most {MAX_MACHINES}",
+                    t.machines.value.len()
+                ),
+            );
+        }
         let mut machines = Vec::new();
         for (name, m) in &t.machines.value {
             let mfield = format!("{field}.machines.{name}");
@@ -413,7 +474,9 @@ impl Validator<'_> {
         at: &S<BTreeMap<String, S<raw::MachineDef>>>,
         field: &str,
     ) {
-        if machines.len() < 2 && machines.iter().all(|m| m.cluster.is_none()) {
+        if machines.len() < 2 && machines.iter().all(|m| m.cluster.is_none())
+            || machines.len() > MAX_MACHINES
+        {
             return;
         }
         let prefix = machines
@@ -662,6 +725,12 @@ impl Validator<'_> {
             return None;
         }
         let p = self.dir.join(&h.value);
+        // A device or a FIFO (/dev/zero, /dev/stdin) would be read forever.
+        if p.exists() && !p.is_file() {
+            let msg = format!("host file `{}` is not a regular file", p.display());
+            self.err(h, f, msg);
+            return None;
+        }
         match std::fs::read_to_string(&p) {
             Ok(text) => Some(text),
             Err(e) => {

@@ -168,6 +168,14 @@ impl Pattern {
     }
 }
 
+/// A regex error in one line: regex's own message draws the pattern and a caret over
+/// several lines ending in `error: REASON`; an error message keeps the reason.
+pub fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text.lines().last().unwrap_or("").trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
+}
+
 #[derive(Debug, Clone)]
 pub enum StepKind {
     Run {

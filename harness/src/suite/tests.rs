@@ -350,3 +350,37 @@ fn boot_mode_defaults_to_snapshot_and_a_suite_or_test_can_ask_for_cold() {
         "{e:?}"
     );
 }
+
+#[test]
+fn too_many_machines_is_an_error_not_a_panic() {
+    // Cluster addresses count up from 10.77.0.11 (a u8): 245 machines used to overflow it.
+    let machines: String = (0..300).map(|i| format!("      m{i}: {{}}\n")).collect();
+    let text = format!(
+        "suite: s\ntests:\n  - name: a\n    machines:\n{machines}    steps:\n      - reboot: m0\n"
+    );
+    let e = one_error(&text);
+    assert_eq!(e.field, "tests[0].machines");
+    assert_eq!((e.loc.line, e.loc.column), (5, 7), "{e}");
+    assert!(
+        e.message
+            .contains("300 machines; a test declares at most 64"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_from_host_that_is_not_a_regular_file_is_refused_unread() {
+    // /dev/zero would be read forever.
+    let e = one_error(
+        "suite: s\ntests:\n  - name: a\n    machines:\n      node: { ignition: { files: [ { path: /x, from_host: /dev/zero } ] } }\n    steps:\n      - reboot: node\n",
+    );
+    assert_eq!(
+        e.field,
+        "tests[0].machines.node.ignition.files[0].from_host"
+    );
+    assert!(
+        e.message
+            .contains("host file `/dev/zero` is not a regular file"),
+        "{e}"
+    );
+}
