@@ -12,8 +12,8 @@ killed 20%, the others 10% each: the update runs cost a RAUC write when the agen
   sigterm     SIGTERM to aviary at a random moment of its run
   qemu-kill   SIGKILL to the test's QEMU from outside, at a random moment once it runs
   timeout     a step that never ends, under a random step timeout (1-10 s)
-  sshd-kill   every sshd in the guest killed (a timer set by the test) a random moment
-              into a long command
+  sshd-kill   every sshd in the guest killed (by the test's own command, its session's
+              sshd too) a random moment into a long command
   update-drop the update server's connection (QEMU's guestfwd helper) killed a random
               moment into the download of an update payload
 
@@ -62,8 +62,9 @@ STEPS = {
 """,
     "timeout": """      - run: {{ on: node, cmd: "sleep 600", timeout: {t}s }}
 """,
-    "sshd-kill": """      - run: {{ on: node, cmd: "sudo systemd-run --quiet --on-active={t} /usr/bin/pkill -KILL -x sshd" }}
-      - run: {{ on: node, cmd: "sleep 60" }}
+    # The command kills every sshd (its own session's too) {t} s in, then would go on.
+    "sshd-kill": """      - run: {{ on: node, cmd: "sleep {t}; sudo pkill -KILL -x sshd; sleep 30" }}
+      - run: {{ on: node, cmd: "true" }}
 """,
     "update-drop": """      - update: {{ on: node, to: beta, timeout: 4m }}
 """,
@@ -130,7 +131,7 @@ def one_run(i, kind, rng, aviary, work):
     reports = os.path.join(run, "reports")
     os.makedirs(tmp)
     steps = STEPS.get(kind, STEPS["plain"])
-    param = {"timeout": rng.randint(1, 10), "sshd-kill": rng.randint(2, 20)}.get(kind, 0)
+    param = {"timeout": rng.randint(1, 10), "sshd-kill": rng.randint(1, 15)}.get(kind, 0)
     suite = os.path.join(run, "suite.yaml")
     with open(suite, "w") as f:
         f.write(HEAD.format(kind=kind) + steps.format(t=param))
@@ -151,7 +152,9 @@ def one_run(i, kind, rng, aviary, work):
             what = f"{kind.upper()} at {at:.1f}s"
     elif kind == "qemu-kill":
         deadline = time.monotonic() + 300
-        qemu = wait_for(lambda: [p for p, c in mine().items() if c.startswith("qemu-system")]
+        # The test's machine (named aviary-<machine>), not a `qemu-system --version` or probe.
+        qemu = wait_for(lambda: [p for p, c in mine().items()
+                                 if c.startswith("qemu-system") and " -name aviary-" in c]
                         or (child.poll() is not None and ["gone"]), deadline)
         if qemu and qemu != ["gone"]:
             delay = rng.uniform(0.0, 45.0)
@@ -159,29 +162,38 @@ def one_run(i, kind, rng, aviary, work):
                 child.wait(timeout=delay)
                 what = "run ended before QEMU was killed"
             except subprocess.TimeoutExpired:
-                for p in qemu:
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                what = f"QEMU killed {delay:.1f}s after it started ({time.monotonic() - t0:.1f}s)"
-        else:
-            what = "QEMU never seen"
-    elif kind == "update-drop":
-        deadline = time.monotonic() + 400
-        helper = wait_for(lambda: [p for p, c in mine().items() if "guestfwd-proxy" in c]
-                          or (child.poll() is not None and ["gone"]), deadline)
-        if helper and helper != ["gone"]:
-            delay = rng.uniform(0.0, 8.0)
-            time.sleep(delay)
-            killed = 0
-            for p, c in mine().items():
-                if "guestfwd-proxy" in c:
+                # The machine's QEMU now (a guest reset would have started another one).
+                now = [p for p, c in mine().items()
+                       if c.startswith("qemu-system") and " -name aviary-" in c]
+                killed = 0
+                for p in now:
                     try:
                         os.kill(p, signal.SIGKILL)
                         killed += 1
                     except ProcessLookupError:
                         pass
+                what = (f"QEMU killed {delay:.1f}s after it started ({time.monotonic() - t0:.1f}s)"
+                        if killed else f"no QEMU left to kill {delay:.1f}s after it started")
+        else:
+            what = "QEMU never seen"
+    elif kind == "update-drop":
+        deadline = time.monotonic() + 400
+        # QEMU's own command line names the helper too (guestfwd=...-cmd:aviary guestfwd-proxy).
+        def helpers():
+            return [p for p, c in mine().items()
+                    if not c.startswith("qemu-system") and " guestfwd-proxy " in f" {c} "]
+        helper = wait_for(lambda: helpers()
+                          or (child.poll() is not None and ["gone"]), deadline)
+        if helper and helper != ["gone"]:
+            delay = rng.uniform(0.0, 8.0)
+            time.sleep(delay)
+            killed = 0
+            for p in helpers():
+                try:
+                    os.kill(p, signal.SIGKILL)
+                    killed += 1
+                except ProcessLookupError:
+                    pass
             what = f"update connection dropped {delay:.1f}s into it ({killed} helper(s) killed)"
         else:
             what = "update server never connected"

@@ -502,3 +502,105 @@ fn machines_started_from_a_snapshot_are_machines_of_their_own() {
     assert!(console.contains("aviary: booting slot A"), "{console}");
     assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
 }
+
+/// The host's own IPv4 addresses other than loopback (`ip -4 -o addr`).
+fn host_addresses() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()
+        .expect("ip (iproute2)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|a| a.split('/').next())
+        .filter(|a| !a.starts_with("127."))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_guest_reaches_nothing_outside_but_ssh_and_the_update_server_work() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // A listener on every host address: what the guest must not reach is really there.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut targets: Vec<(String, u16)> = host_addresses().into_iter().map(|a| (a, port)).collect();
+    assert!(!targets.is_empty(), "this host has no non-loopback address");
+    for (a, p) in &targets {
+        std::net::TcpStream::connect_timeout(&format!("{a}:{p}").parse().unwrap(), Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("the host itself cannot reach its listener on {a}:{p}: {e}"));
+    }
+    // QEMU's gateway (the host's loopback under slirp), its DNS, and routed addresses.
+    targets.extend([
+        ("10.0.2.2".to_string(), port),
+        ("10.0.2.2".to_string(), 22),
+        ("10.0.2.3".to_string(), 53),
+        ("1.1.1.1".to_string(), 53),
+        ("8.8.8.8".to_string(), 443),
+        ("198.51.100.7".to_string(), 80),
+    ]);
+    // The host's default gateway, if it has one.
+    let route = Command::new("ip").args(["-4", "route", "show", "default"]).output().unwrap();
+    if let Some(gw) = String::from_utf8_lossy(&route.stdout).split_whitespace().nth(2) {
+        targets.push((gw.to_string(), 53));
+    }
+    let mut suite = String::from(
+        "suite: sealing\ntests:\n  - name: sealed\n    machines: { node: { image: stable } }\n    steps:\n",
+    );
+    for (a, p) in &targets {
+        suite.push_str(&format!(
+            "      - run: {{ on: node, cmd: \"if timeout 5 bash -c 'exec 3<>/dev/tcp/{a}/{p}' 2>/dev/null; then echo reached {a}:{p}; else echo blocked; fi\", stdout: \"^blocked$\" }}\n"
+        ));
+    }
+    suite.push_str(concat!(
+        "      - run: { on: node, cmd: \"if timeout 5 getent hosts example.com; then echo resolved; else echo blocked; fi\", stdout: \"^blocked$\" }\n",
+        "      - run: { on: node, cmd: \"if ping -c 1 -W 3 1.1.1.1 >/dev/null 2>&1; then echo reached; else echo blocked; fi\", stdout: \"^blocked$\" }\n",
+        // The update server (QEMU's guestfwd to Aviary) still answers: a refused payload is
+        // downloaded and checked, and nothing is written.
+        "      - update: { on: node, to: beta, payload: corrupt, expect: refused }\n",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sealing.yaml");
+    std::fs::write(&path, &suite).unwrap();
+    let r = run_suite(&[path.to_str().unwrap()], None);
+    assert_eq!(r.code, Some(0), "{}\n{suite}", r.stderr);
+    let log = std::fs::read_to_string(r.dir.join("sealing/sealed/steps.log")).unwrap();
+    assert!(!log.contains("reached"), "{log}");
+    assert_eq!(log.matches("| blocked").count(), targets.len() + 2, "{log}");
+    // The agent reached the update server and fetched the payload it then refused.
+    assert!(log.contains("update server saw: 200 /v1/update"), "{log}");
+    assert!(log.contains(" /payloads/"), "{log}");
+    drop(listener);
+}
+
+#[test]
+fn interrupted_runs_leave_nothing_behind() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (disk, before) = base_image();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("interrupts.json");
+    // The short version of the interrupt program (100 runs by hand, see README): 10 runs, two at
+    // a time, every kind of interruption at least once, a fixed seed.
+    let r = Command::new("python3")
+        .arg(repo().join("scripts/interrupts.py"))
+        .args(["--runs", "10", "--parallel", "2", "--seed", "7", "--aviary"])
+        .arg(env!("CARGO_BIN_EXE_aviary"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        r.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(doc["clean"], 10, "{stdout}");
+    assert_eq!(doc["base_images_unchanged"], true, "{stdout}");
+    for k in ["sigint", "sigterm", "qemu-kill", "timeout", "sshd-kill", "update-drop"] {
+        assert!(doc["by_kind"][k].as_u64().unwrap() >= 1, "{k}: {stdout}");
+    }
+    assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
+}

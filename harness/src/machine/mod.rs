@@ -569,13 +569,29 @@ async fn connect_qmp(sock: &Path) -> anyhow::Result<Qmp> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if sock.exists() {
-            return Qmp::connect(sock).await;
+            // The socket file appears at bind(); until QEMU listens, a connect is refused.
+            match Qmp::connect(sock).await {
+                Err(e) if Instant::now() < deadline && refused(&e) => {}
+                r => return r,
+            }
         }
         if Instant::now() > deadline {
             anyhow::bail!("no QMP socket at {} after 30s", sock.display());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Whether connecting failed only because nobody listens (yet) on the socket.
+fn refused(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            )
+        })
+    })
 }
 
 /// QEMU starts (one fresh port each) before a machine gives up forwarding SSH.
