@@ -527,8 +527,11 @@ fn a_guest_reaches_nothing_outside_but_ssh_and_the_update_server_work() {
     let mut targets: Vec<(String, u16)> = host_addresses().into_iter().map(|a| (a, port)).collect();
     assert!(!targets.is_empty(), "this host has no non-loopback address");
     for (a, p) in &targets {
-        std::net::TcpStream::connect_timeout(&format!("{a}:{p}").parse().unwrap(), Duration::from_secs(2))
-            .unwrap_or_else(|e| panic!("the host itself cannot reach its listener on {a}:{p}: {e}"));
+        std::net::TcpStream::connect_timeout(
+            &format!("{a}:{p}").parse().unwrap(),
+            Duration::from_secs(2),
+        )
+        .unwrap_or_else(|e| panic!("the host itself cannot reach its listener on {a}:{p}: {e}"));
     }
     // QEMU's gateway (the host's loopback under slirp), its DNS, and routed addresses.
     targets.extend([
@@ -540,8 +543,14 @@ fn a_guest_reaches_nothing_outside_but_ssh_and_the_update_server_work() {
         ("198.51.100.7".to_string(), 80),
     ]);
     // The host's default gateway, if it has one.
-    let route = Command::new("ip").args(["-4", "route", "show", "default"]).output().unwrap();
-    if let Some(gw) = String::from_utf8_lossy(&route.stdout).split_whitespace().nth(2) {
+    let route = Command::new("ip")
+        .args(["-4", "route", "show", "default"])
+        .output()
+        .unwrap();
+    if let Some(gw) = String::from_utf8_lossy(&route.stdout)
+        .split_whitespace()
+        .nth(2)
+    {
         targets.push((gw.to_string(), 53));
     }
     let mut suite = String::from(
@@ -600,7 +609,14 @@ fn interrupted_runs_leave_nothing_behind() {
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(doc["clean"], 10, "{stdout}");
     assert_eq!(doc["base_images_unchanged"], true, "{stdout}");
-    for k in ["sigint", "sigterm", "qemu-kill", "timeout", "sshd-kill", "update-drop"] {
+    for k in [
+        "sigint",
+        "sigterm",
+        "qemu-kill",
+        "timeout",
+        "sshd-kill",
+        "update-drop",
+    ] {
         assert!(doc["by_kind"][k].as_u64().unwrap() >= 1, "{k}: {stdout}");
     }
     assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
