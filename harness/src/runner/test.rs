@@ -341,25 +341,17 @@ fn machine_outcome(e: MachineError, doing: &str) -> Outcome {
     }
 }
 
-/// Joins futures that borrow disjoint machines (a tiny join_all without another crate).
 /// The snapshot key of one machine of a job, or None when it must boot cold: the test says
-/// `boot: cold`, the machine takes updates (its update server is the test's own), or it is a
-/// cluster member.
+/// `boot: cold`, or it is a cluster member. A machine that takes updates starts from a
+/// template too: the template is saved without the test's update server, and the restored
+/// QEMU gets the test's own guestfwd; the reboot into the new slot is a real one.
 pub fn snapshot_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
     if job.test.boot == BootMode::Cold {
         return None;
     }
-    let takes_updates = job
-        .test
-        .steps
-        .iter()
-        .any(|s| matches!(&s.kind, crate::suite::StepKind::Update { on, .. } if on == machine));
-    if takes_updates {
-        return None;
-    }
     let spec = job.test.machines.iter().find(|m| m.name == machine)?;
-    // Cluster members boot cold for now: a restored member would resume its peers'
-    // connections from the moment its template was saved, and that has not been tried here.
+    // Cluster members boot cold for now: restoring one onto a live segment has not been
+    // tried here.
     if spec.cluster.is_some() {
         return None;
     }
@@ -382,9 +374,8 @@ pub fn snapshot_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
     )
 }
 
-/// Points `o` at the snapshot of its image and config when the test allows one and the
-/// machine has no update server (its guestfwd is the test's own); makes the snapshot first if
-/// this run has none yet. Any problem with it means a cold boot, noted in the steps log.
+/// Points `o` at the snapshot of its image and config when the test allows one; makes the
+/// snapshot first if this run has none yet. Any problem with it means a cold boot, noted in the steps log.
 async fn from_snapshot(
     mut o: MachineOpts,
     job: &Job,
@@ -474,6 +465,7 @@ async fn make_template(
     })
 }
 
+/// Joins futures that borrow disjoint machines (a tiny join_all without another crate).
 async fn futures_join_all<F: std::future::Future>(
     futs: impl IntoIterator<Item = F>,
 ) -> Vec<F::Output> {
