@@ -375,7 +375,8 @@ pub fn snapshot_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
 }
 
 /// Points `o` at the snapshot of its image and config when the test allows one; makes the
-/// snapshot first if this run has none yet. Any problem with it means a cold boot, noted in the steps log.
+/// snapshot first if this run has none yet. Any problem with it means a cold boot, noted in
+/// the steps log.
 async fn from_snapshot(
     mut o: MachineOpts,
     job: &Job,
