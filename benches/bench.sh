@@ -7,7 +7,7 @@
 #   5. with --suites: the four mission suites (provisioning, containers, kubernetes-networking,
 #      upgrade-rollback) at -j 1 and at -j auto, wall time each (about 1.5 hours under TCG here)
 # and says which targets it did not measure. Prints the ratios, writes reports/bench.json.
-#   benches/bench.sh [--suites] [ROUNDS]     (ROUNDS of item 1, default 3; ~8 min without --suites)
+#   [BENCH_KEEP=1] benches/bench.sh [--suites] [ROUNDS]   (ROUNDS of item 1, default 3; ~8 min without --suites)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suites=0
@@ -17,7 +17,9 @@ aviary=${AVIARY:-./target/release/aviary}
 [ -x "$aviary" ] || cargo build --release --locked -q
 export AVIARY="$aviary"
 work=$(mktemp -d /tmp/aviary-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# BENCH_KEEP=1 keeps the runs' reports and logs (the folder is named at the end)
+if [ -n "${BENCH_KEEP:-}" ]; then trap 'echo "bench: reports kept in $work" >&2' EXIT
+else trap 'rm -rf "$work"' EXIT; fi
 mkdir -p reports
 
 echo "bench: 1/4 raw QEMU vs aviary run to the first command ($rounds rounds)" >&2
