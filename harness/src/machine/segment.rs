@@ -53,11 +53,7 @@ impl Segment {
 
     /// QEMU's `-netdev` value for a machine's port on this segment.
     pub fn netdev(&self, machine: &str, id: &str) -> String {
-        format!(
-            "dgram,id={id},local.type=unix,local.path={},remote.type=unix,remote.path={}",
-            self.dir.join(format!("{machine}.sock")).display(),
-            self.hub.display()
-        )
+        dgram_netdev(id, &self.dir.join(format!("{machine}.sock")), &self.hub)
     }
 
     pub fn stats(&self) -> Stats {
@@ -67,6 +63,17 @@ impl Segment {
     pub fn ports(&self) -> &[PathBuf] {
         &self.ports
     }
+}
+
+/// QEMU's `-netdev` value for a unix datagram port bound at `local` that sends to `remote`.
+/// Nothing need listen at `remote`: QEMU starts, and frames sent there are dropped (a boot-once
+/// template of a cluster member boots on such a port of its own, alone).
+pub fn dgram_netdev(id: &str, local: &Path, remote: &Path) -> String {
+    format!(
+        "dgram,id={id},local.type=unix,local.path={},remote.type=unix,remote.path={}",
+        local.display(),
+        remote.display()
+    )
 }
 
 impl Drop for Segment {

@@ -341,20 +341,17 @@ fn machine_outcome(e: MachineError, doing: &str) -> Outcome {
     }
 }
 
-/// The snapshot key of one machine of a job, or None when it must boot cold: the test says
-/// `boot: cold`, or it is a cluster member. A machine that takes updates starts from a
-/// template too: the template is saved without the test's update server, and the restored
-/// QEMU gets the test's own guestfwd; the reboot into the new slot is a real one.
+/// The snapshot key of one machine of a job, or None when it must boot cold (the test says
+/// `boot: cold`). A machine that takes updates starts from a template too: the template is
+/// saved without the test's update server, and the restored QEMU gets the test's own
+/// guestfwd; the reboot into the new slot is a real one. So does a cluster member: its
+/// template boots alone, its cluster NIC on a port of its own, and the restored QEMU's NIC is
+/// on the test's segment (the key holds its MAC, address and hosts, through the Ignition bytes).
 pub fn snapshot_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
     if job.test.boot == BootMode::Cold {
         return None;
     }
     let spec = job.test.machines.iter().find(|m| m.name == machine)?;
-    // Cluster members boot cold for now: restoring one onto a live segment has not been
-    // tried here.
-    if spec.cluster.is_some() {
-        return None;
-    }
     let img = job.images.get(machine)?;
     let ignition = match job.ignition.get(machine) {
         Some(p) => std::fs::read(p).ok()?,
@@ -434,6 +431,16 @@ async fn make_template(
 ) -> Result<super::snapshot::Template, String> {
     o.dir = dir.clone();
     let name = o.name.clone();
+    // A cluster member's template is alone: the same NIC (and MAC), on a port nothing listens to.
+    if let Some((_, mac)) = o.cluster_nic.take() {
+        let local = o.sock_dir.join(format!("tpl-{name}.sock"));
+        let nobody = o.sock_dir.join(format!("tpl-{name}-none.sock"));
+        let _ = std::fs::remove_file(&local);
+        o.cluster_nic = Some((
+            crate::machine::segment::dgram_netdev("net1", &local, &nobody),
+            mac,
+        ));
+    }
     let t0 = Instant::now();
     let mut m = Machine::create(o).await.map_err(|e| e.to_string())?;
     if let Err(e) = m.boot().await {
