@@ -388,6 +388,52 @@ fn cluster_members_reach_each_other_on_their_private_segment_and_leave_nothing_b
 }
 
 #[test]
+fn cluster_members_restored_from_snapshots_join_the_test_segment() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    base_image();
+    let r = run_suite(&["fixtures/suites/cluster-snapshot.yaml"], None);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let s = summary(&r.dir);
+    for t in s["tests"].as_array().unwrap() {
+        let name = t["name"].as_str().unwrap();
+        let dir = r.dir.join("cluster-snapshot").join(name);
+        let log = std::fs::read_to_string(dir.join("steps.log")).unwrap();
+        let seg = log
+            .lines()
+            .find_map(|l| l.strip_prefix("cluster segment for node-a, node-b: "))
+            .expect("segment line");
+        for (i, m) in ["node-a", "node-b"].iter().enumerate() {
+            assert!(
+                log.contains(&format!("{m}: starts from snapshot ")),
+                "{log}"
+            );
+            assert_eq!(
+                t["machines"][i]["boots"][0]["from_snapshot"], true,
+                "{name}: {t}"
+            );
+            // The restored member's NIC is on this test's segment, not on its template's port.
+            let cmd = std::fs::read_to_string(dir.join(m).join("qemu-cmdline.txt")).unwrap();
+            assert!(
+                cmd.contains(&format!("local.path={seg}/{m}.sock,")),
+                "{cmd}"
+            );
+            assert!(!cmd.contains("tpl-"), "{cmd}");
+        }
+    }
+    // Each template booted alone, its cluster NIC on a socket nothing listens to.
+    let templates: Vec<_> = std::fs::read_dir(r.dir.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(templates.len(), 2, "{templates:?}");
+    for t in &templates {
+        let cmd = std::fs::read_to_string(t.join("qemu-cmdline.txt")).unwrap();
+        assert!(cmd.contains("-none.sock"), "{cmd}");
+        assert!(!cmd.contains("switch.sock"), "{cmd}");
+    }
+}
+
+#[test]
 fn a_candidate_without_vxlan_fails_the_overlay_but_not_host_gw_routing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let manifest = "fixtures/no-vxlan-candidate/channels.yaml";
