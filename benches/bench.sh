@@ -5,7 +5,7 @@
 #   3. Aviary's peak RSS and CPU time with 6 VMs up (-j 6)           (fixtures/suites/bench-six.yaml)
 #   4. one forced-failure rollback scenario vs two cold boots         (fixtures/suites/bench-rollback.yaml)
 #   5. with --suites: the four mission suites (provisioning, containers, kubernetes-networking,
-#      upgrade-rollback) at -j 1 and at -j auto, wall time each (about 1.5 hours under TCG here)
+#      upgrade-rollback) at -j 1 and at -j auto, wall time each (about 2 hours under TCG here)
 # and says which targets it did not measure. Prints the ratios, writes reports/bench.json.
 #   [BENCH_KEEP=1] benches/bench.sh [--suites] [ROUNDS]   (ROUNDS of item 1, default 3; ~8 min without --suites)
 set -euo pipefail
@@ -104,7 +104,7 @@ if suites:
                  ja["wall_s"] <= 900 and ja["all_passed"],
                  f'-j 1: {j1["wall_s"]/60:.1f} min (all passed: {j1["all_passed"]}); -j auto all passed: {ja["all_passed"]}'))
 else:
-    not_measured["four mission suites -j 1 vs -j auto (<= 15 min)"] = "not measured in this run: pass --suites (about 1.5 hours here)"
+    not_measured["four mission suites -j 1 vs -j auto (<= 15 min)"] = "not measured in this run: pass --suites (about 2 hours here)"
 
 doc = {
     "accelerator": cold["run"]["accel"]["accel"],
