@@ -391,10 +391,19 @@ async fn from_snapshot(
     if !cache.worth(&key) {
         return o;
     }
-    // The same machine, without the test's own update server; `make_template` sets its folder.
+    // The same machine, without the test's own update server, and a cluster member alone: the
+    // same NIC (and MAC) on a port nothing listens to. `make_template` sets its folder.
+    let alone = |mac: &String| {
+        let local = o.sock_dir.join(format!("tpl-{}.sock", o.name));
+        let _ = std::fs::remove_file(&local);
+        let nobody = o.sock_dir.join(format!("tpl-{}-none.sock", o.name));
+        let netdev = crate::machine::segment::dgram_netdev("net1", &local, &nobody);
+        (netdev, mac.clone())
+    };
     let template_opts = MachineOpts {
         guestfwd: None,
         restore: None,
+        cluster_nic: o.cluster_nic.as_ref().map(|(_, mac)| alone(mac)),
         ..o.clone()
     };
     let made = cache
@@ -431,16 +440,6 @@ async fn make_template(
 ) -> Result<super::snapshot::Template, String> {
     o.dir = dir.clone();
     let name = o.name.clone();
-    // A cluster member's template is alone: the same NIC (and MAC), on a port nothing listens to.
-    if let Some((_, mac)) = o.cluster_nic.take() {
-        let local = o.sock_dir.join(format!("tpl-{name}.sock"));
-        let nobody = o.sock_dir.join(format!("tpl-{name}-none.sock"));
-        let _ = std::fs::remove_file(&local);
-        o.cluster_nic = Some((
-            crate::machine::segment::dgram_netdev("net1", &local, &nobody),
-            mac,
-        ));
-    }
     let t0 = Instant::now();
     let mut m = Machine::create(o).await.map_err(|e| e.to_string())?;
     if let Err(e) = m.boot().await {
