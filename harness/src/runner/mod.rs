@@ -90,7 +90,9 @@ pub async fn run(
     })?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    let mut pending: std::collections::VecDeque<Job> = jobs.into();
+    // Each pending job with the number of later jobs that started ahead of it (`Budget::pick`).
+    let mut pending: std::collections::VecDeque<(Job, u32)> =
+        jobs.into_iter().map(|j| (j, 0)).collect();
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     let mut set: JoinSet<TestResult> = JoinSet::new();
     let mut results = Vec::new();
@@ -108,11 +110,20 @@ pub async fn run(
     while interrupted.is_none() {
         loop {
             let now: Vec<schedule::Demand> = running.values().map(|t| demand(&t.first)).collect();
-            let waiting: Vec<schedule::Demand> = pending.iter().map(demand).collect();
+            let waiting: Vec<schedule::Waiting> = pending
+                .iter()
+                .map(|(j, passed_over)| schedule::Waiting {
+                    demand: demand(j),
+                    passed_over: *passed_over,
+                })
+                .collect();
             let Some(i) = shared.budget.pick(&now, &waiting) else {
                 break;
             };
-            let job = pending.remove(i).expect("picked from pending");
+            for (_, passed_over) in pending.range_mut(..i) {
+                *passed_over += 1;
+            }
+            let (job, _) = pending.remove(i).expect("picked from pending");
             sinks.emit(&Event::TestStarted {
                 suite: job.test.suite.clone(),
                 name: job.test.name.clone(),
@@ -196,7 +207,7 @@ pub async fn run(
             sinks.emit(&Event::TestFinished { result: r.clone() })?;
             results.push(r);
         }
-        for job in pending {
+        for (job, _) in pending {
             let r = error_result(
                 &job,
                 Instant::now(),

@@ -38,6 +38,16 @@ pub fn memory_budget_mib(available_mib: u64) -> u64 {
     available_mib.saturating_sub(1024 + available_mib / 10)
 }
 
+/// How many times a waiting test lets later tests start ahead of it (`Budget::pick`).
+pub const MAX_PASSED_OVER: u32 = 2;
+
+/// A test not yet started: what it asks for, and how many later tests started ahead of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Waiting {
+    pub demand: Demand,
+    pub passed_over: u32,
+}
+
 /// What one test's machines ask for together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Demand {
@@ -96,9 +106,20 @@ impl Budget {
             && memory.saturating_add(next.memory_mib) <= self.memory_mib
     }
 
-    /// The first of `pending` (in plan order) that may start beside `running`.
-    pub fn pick(&self, running: &[Demand], pending: &[Demand]) -> Option<usize> {
-        pending.iter().position(|d| self.admits(running, *d))
+    /// The first of `pending` (in plan order) that may start beside `running`. A test that does
+    /// not fit may be passed over by later, smaller ones, but only `MAX_PASSED_OVER` times: then
+    /// nothing behind it starts until it has (running tests finish and free its slot), so a
+    /// cluster test waiting for a larger slot is never starved by single machines.
+    pub fn pick(&self, running: &[Demand], pending: &[Waiting]) -> Option<usize> {
+        for (i, w) in pending.iter().enumerate() {
+            if self.admits(running, w.demand) {
+                return Some(i);
+            }
+            if w.passed_over >= MAX_PASSED_OVER {
+                return None;
+            }
+        }
+        None
     }
 
     /// How many guest vCPUs may compete for each host core (at least 1): what boot deadlines
@@ -175,6 +196,69 @@ mod tests {
         Demand { vcpus, memory_mib }
     }
 
+    fn w(vcpus: u32, memory_mib: u64, passed_over: u32) -> Waiting {
+        Waiting {
+            demand: d(vcpus, memory_mib),
+            passed_over,
+        }
+    }
+
+    /// Starts what `pick` picks (counting who it passed over), finishes the oldest running test
+    /// when nothing fits; returns the start order (plan indices) and checks the budget each time.
+    fn simulate(b: &Budget, plan: &[Demand]) -> Result<Vec<usize>, TestCaseError> {
+        let mut pending: Vec<(usize, Waiting)> = plan
+            .iter()
+            .enumerate()
+            .map(|(i, &demand)| {
+                (
+                    i,
+                    Waiting {
+                        demand,
+                        passed_over: 0,
+                    },
+                )
+            })
+            .collect();
+        let mut running: Vec<Demand> = Vec::new();
+        let mut order = Vec::new();
+        while !pending.is_empty() {
+            let waiting: Vec<Waiting> = pending.iter().map(|p| p.1).collect();
+            match b.pick(&running, &waiting) {
+                Some(i) => {
+                    for p in &mut pending[..i] {
+                        p.1.passed_over += 1;
+                        prop_assert!(p.1.passed_over <= MAX_PASSED_OVER);
+                    }
+                    let (at, next) = pending.remove(i);
+                    order.push(at);
+                    running.push(next.demand);
+                    if running.len() > 1 {
+                        let v: u32 = running.iter().map(|d| d.vcpus).sum();
+                        let m: u64 = running.iter().map(|d| d.memory_mib).sum();
+                        prop_assert!(v <= b.vcpus && m <= b.memory_mib);
+                    }
+                }
+                None => {
+                    prop_assert!(!running.is_empty());
+                    running.remove(0);
+                }
+            }
+        }
+        Ok(order)
+    }
+
+    #[test]
+    fn a_cluster_test_starts_after_at_most_two_later_tests() {
+        // The -j auto run that starved: 2 cores (4 vCPUs), a 2-node test (4 vCPUs) behind a
+        // single-machine test, and many single-machine tests after it.
+        let b = Budget::new(Jobs::Auto, 2, 24 * 1024);
+        let mut plan = vec![d(2, 1024), d(4, 2048)];
+        plan.extend(std::iter::repeat_n(d(2, 1024), 8));
+        let order = simulate(&b, &plan).unwrap();
+        let cluster = order.iter().position(|&i| i == 1).unwrap();
+        assert_eq!(&order[..cluster + 1], &[0, 2, 3, 1], "{order:?}");
+    }
+
     #[test]
     fn jobs_parse_numbers_and_auto() {
         assert_eq!("auto".parse::<Jobs>(), Ok(Jobs::Auto));
@@ -204,9 +288,17 @@ mod tests {
         // A 3-node cluster (6 vCPUs) never starts beside anything, and alone it runs anyway.
         assert!(!b.admits(&[d(2, 1024)], d(6, 3072)));
         assert!(b.admits(&[], d(6, 3072)));
-        // First fit: the single machine behind the cluster goes first.
-        assert_eq!(b.pick(&[d(2, 1024)], &[d(6, 3072), d(2, 1024)]), Some(1));
-        assert_eq!(b.pick(&[d(2, 1024), d(2, 1024)], &[d(2, 1024)]), None);
+        // First fit: the single machine behind the cluster goes first ...
+        assert_eq!(
+            b.pick(&[d(2, 1024)], &[w(6, 3072, 0), w(2, 1024, 0)]),
+            Some(1)
+        );
+        assert_eq!(b.pick(&[d(2, 1024), d(2, 1024)], &[w(2, 1024, 0)]), None);
+        // ... until the cluster has been passed over MAX_PASSED_OVER times: then it waits for
+        // the running test to finish, and nothing starts ahead of it.
+        let behind = [w(6, 3072, MAX_PASSED_OVER), w(2, 1024, 0)];
+        assert_eq!(b.pick(&[d(2, 1024)], &behind), None);
+        assert_eq!(b.pick(&[], &behind), Some(0));
         // Memory binds too.
         let small = Budget::new(Jobs::Auto, 16, 4096);
         assert_eq!(small.memory_mib, 4096 - 1024 - 409);
@@ -253,33 +345,20 @@ mod tests {
 
     proptest! {
         /// Whatever the plan, an auto schedule never goes over its budget beside another test,
-        /// and always starts something when nothing runs.
+        /// always starts something when nothing runs, and lets no test be passed over more than
+        /// MAX_PASSED_OVER times.
         #[test]
-        fn auto_never_overcommits(
+        fn auto_never_overcommits_or_starves(
             cores in 1usize..8,
             mem in 2048u64..65536,
             plan in proptest::collection::vec((1u32..7, 256u64..4096), 1..20),
         ) {
             let b = Budget::new(Jobs::Auto, cores, mem);
-            let mut pending: Vec<Demand> = plan.iter().map(|&(c, m)| d(c, m)).collect();
-            let mut running: Vec<Demand> = Vec::new();
-            while !pending.is_empty() {
-                match b.pick(&running, &pending) {
-                    Some(i) => {
-                        let next = pending.remove(i);
-                        running.push(next);
-                        if running.len() > 1 {
-                            let v: u32 = running.iter().map(|d| d.vcpus).sum();
-                            let m: u64 = running.iter().map(|d| d.memory_mib).sum();
-                            prop_assert!(v <= b.vcpus && m <= b.memory_mib);
-                        }
-                    }
-                    None => {
-                        prop_assert!(!running.is_empty());
-                        running.remove(0);
-                    }
-                }
-            }
+            let plan: Vec<Demand> = plan.iter().map(|&(c, m)| d(c, m)).collect();
+            let order = simulate(&b, &plan)?;
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            prop_assert_eq!(sorted, (0..plan.len()).collect::<Vec<_>>());
         }
     }
 }
