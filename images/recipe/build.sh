@@ -287,23 +287,32 @@ le64 "${P_FIRST[1]}" | dd of="$RAW" bs=1 seek=$((0x5c)) conv=notrunc status=none
 le64 "$((P_FIRST[1] + 1))" | dd of="$RAW" bs=1 seek=$((P_FIRST[1] * 512 + 0x1f4)) conv=notrunc status=none
 
 # --- 5. update payload: a RAUC bundle of the root filesystem ---------------------------
-# The ROOT-A filesystem just made, shrunk to its minimum (RAUC writes less;
-# system.conf's resize=true grows it to the slot after writing), in a signed
-# dm-verity bundle (squashfs, zstd level 9: 6 s here, 133 MiB; the default
-# level 15 took 54 s for 126 MiB).
-log "update payload: shrinking a copy of the ROOT-A filesystem"
+# The root tree made into its own ext4 image (label ROOT, as ROOT-A) just large
+# enough for it: RAUC writes every block of the image, and system.conf's
+# resize=true grows it to the slot afterwards. (Shrinking a copy of ROOT-A with
+# resize2fs -M left 1338 MiB for 820 MiB in use: its estimate is far from tight
+# on a flex_bg filesystem.) Then a signed dm-verity bundle (squashfs, zstd level
+# 9: 6 s here, 133 MiB; the default level 15 took 54 s for 126 MiB).
 PAYLOAD_DIR=$WORK/payload
 mkdir -p "$PAYLOAD_DIR"
-dd if="$RAW" of="$PAYLOAD_DIR/rootfs.ext4" bs=1M skip=$((P_FIRST[3] / MiB)) count="${P_SIZE[3]}" \
-    conv=sparse status=none
-e2fsck -f -p "$PAYLOAD_DIR/rootfs.ext4" > "$WORK/e2fsck.log" 2>&1 \
-    || { cat "$WORK/e2fsck.log" >&2; die "e2fsck found problems in the new root filesystem"; }
-resize2fs -M "$PAYLOAD_DIR/rootfs.ext4" > "$WORK/resize2fs.log" 2>&1 \
-    || { cat "$WORK/resize2fs.log" >&2; die "resize2fs -M failed"; }
-fs_blocks=$(dumpe2fs -h "$PAYLOAD_DIR/rootfs.ext4" 2> /dev/null | sed -n 's/^Block count: *//p')
-fs_bsize=$(dumpe2fs -h "$PAYLOAD_DIR/rootfs.ext4" 2> /dev/null | sed -n 's/^Block size: *//p')
-[ -n "$fs_blocks" ] && [ -n "$fs_bsize" ] || die "cannot read the shrunk filesystem's size"
-truncate -s $((fs_blocks * fs_bsize)) "$PAYLOAD_DIR/rootfs.ext4"
+# The tree's blocks, a tenth more for directories and extent blocks, the 32 MiB journal
+# ROOT-A has, and inode tables at mke2fs's default ratio (256 bytes per 16 KiB): then
+# a fifth more on each try that does not fit.
+tree_blocks=$(du -s -x --block-size=4096 "$ROOT" | cut -f1)
+fs_blocks=$(( tree_blocks * 11 / 10 + 8192 + tree_blocks / 64 + 4096 ))
+for try in 1 2 3 4; do
+    rm -f "$PAYLOAD_DIR/rootfs.ext4"
+    log "update payload: mke2fs ext4 'ROOT' from the root tree, $((fs_blocks / 256)) MiB (try $try)"
+    if mke2fs -q -F -t ext4 -b 4096 -L ROOT -J size=32 -d "$ROOT" "$PAYLOAD_DIR/rootfs.ext4" "$fs_blocks" \
+        > "$WORK/mke2fs-payload.log" 2>&1; then
+        break
+    fi
+    [ "$try" -lt 4 ] || { cat "$WORK/mke2fs-payload.log" >&2; die "mke2fs of the update payload failed"; }
+    fs_blocks=$(( fs_blocks * 6 / 5 ))
+done
+e2fsck -f -n "$PAYLOAD_DIR/rootfs.ext4" > "$WORK/e2fsck.log" 2>&1 \
+    || { cat "$WORK/e2fsck.log" >&2; die "e2fsck found problems in the update payload's filesystem"; }
+fs_bsize=4096
 log "update payload: root filesystem image $((fs_blocks * fs_bsize / 1024 / 1024)) MiB; bundling (rauc, verity, zstd)"
 cat > "$PAYLOAD_DIR/manifest.raucm" <<EOF
 [update]
