@@ -313,6 +313,8 @@ done
 e2fsck -f -n "$PAYLOAD_DIR/rootfs.ext4" > "$WORK/e2fsck.log" 2>&1 \
     || { cat "$WORK/e2fsck.log" >&2; die "e2fsck found problems in the update payload's filesystem"; }
 fs_bsize=4096
+[ "$fs_blocks" -le $((P_SIZE[4] * 256)) ] \
+    || die "the update payload's filesystem ($((fs_blocks / 256)) MiB) does not fit ROOT-B (${P_SIZE[4]} MiB)"
 log "update payload: root filesystem image $((fs_blocks * fs_bsize / 1024 / 1024)) MiB; bundling (rauc, verity, zstd)"
 cat > "$PAYLOAD_DIR/manifest.raucm" <<EOF
 [update]
