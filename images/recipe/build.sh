@@ -69,7 +69,7 @@ fi
 
 # --- environment checks -------------------------------------------------------
 [ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap --mode=root keeps file owners for mke2fs -d)"
-for tool in mmdebstrap sgdisk mke2fs e2fsck resize2fs dumpe2fs grub-mkimage grub-editenv \
+for tool in mmdebstrap sgdisk mke2fs e2fsck grub-mkimage grub-editenv \
     qemu-img dd truncate tar openssl rauc mksquashfs flock sha256sum; do
     command -v "$tool" > /dev/null || die "missing tool: $tool"
 done
@@ -245,14 +245,17 @@ for i in 1 2 3 4 5; do
     [ "$got" = "${P_NAME[i]}" ] || die "partition $i is '$got', expected ${P_NAME[i]} (sgdisk wrote no table?)"
 done
 
+mkfs_tree() {  # TYPE LABEL SRCDIR FILE BLOCKS [extra mke2fs args...]: a filesystem of SRCDIR
+    local type=$1 label=$2 src=$3 file=$4 blocks=$5; shift 5
+    # As root, not under fakeroot: mke2fs -d copies the tree's owners (under fakeroot every
+    # file became root:root: /etc/shadow lost group shadow, /var/lib/etcd its owner etcd).
+    mke2fs -q -F -t "$type" -b 4096 -L "$label" -d "$src" "$@" "$file" "$blocks"
+}
 mkfs_at() {  # PARTNO TYPE LABEL SRCDIR [extra mke2fs args...]
     local i=$1 type=$2 label=$3 src=$4; shift 4
     local blocks=$(( (P_LAST[i] - P_FIRST[i] + 1) / 8 ))   # 4 KiB blocks
     log "mke2fs $type '$label' on partition $i (${P_NAME[i]}, ${P_SIZE[i]} MiB)"
-    # As root, not under fakeroot: mke2fs -d copies the tree's owners (under fakeroot every
-    # file became root:root: /etc/shadow lost group shadow, /var/lib/etcd its owner etcd).
-    mke2fs -q -F -t "$type" -b 4096 -L "$label" -d "$src" \
-        -E "offset=$((P_FIRST[i] * 512))" "$@" "$RAW" "$blocks" \
+    mkfs_tree "$type" "$label" "$src" "$RAW" "$blocks" -E "offset=$((P_FIRST[i] * 512))" "$@" \
         || die "mke2fs failed for ${P_NAME[i]} (does the tree fit in ${P_SIZE[i]} MiB?)"
 }
 # STATE is shared by both slots, as Flatcar's ROOT partition: RAUC's data, and what
@@ -303,7 +306,7 @@ fs_blocks=$(( tree_blocks * 11 / 10 + 8192 + tree_blocks / 64 + 4096 ))
 for try in 1 2 3 4; do
     rm -f "$PAYLOAD_DIR/rootfs.ext4"
     log "update payload: mke2fs ext4 'ROOT' from the root tree, $((fs_blocks / 256)) MiB (try $try)"
-    if mke2fs -q -F -t ext4 -b 4096 -L ROOT -J size=32 -d "$ROOT" "$PAYLOAD_DIR/rootfs.ext4" "$fs_blocks" \
+    if mkfs_tree ext4 ROOT "$ROOT" "$PAYLOAD_DIR/rootfs.ext4" "$fs_blocks" -J size=32 \
         > "$WORK/mke2fs-payload.log" 2>&1; then
         break
     fi
@@ -312,10 +315,9 @@ for try in 1 2 3 4; do
 done
 e2fsck -f -n "$PAYLOAD_DIR/rootfs.ext4" > "$WORK/e2fsck.log" 2>&1 \
     || { cat "$WORK/e2fsck.log" >&2; die "e2fsck found problems in the update payload's filesystem"; }
-fs_bsize=4096
 [ "$fs_blocks" -le $((P_SIZE[4] * 256)) ] \
     || die "the update payload's filesystem ($((fs_blocks / 256)) MiB) does not fit ROOT-B (${P_SIZE[4]} MiB)"
-log "update payload: root filesystem image $((fs_blocks * fs_bsize / 1024 / 1024)) MiB; bundling (rauc, verity, zstd)"
+log "update payload: root filesystem image $((fs_blocks / 256)) MiB; bundling (rauc, verity, zstd)"
 cat > "$PAYLOAD_DIR/manifest.raucm" <<EOF
 [update]
 compatible=$RAUC_COMPATIBLE
