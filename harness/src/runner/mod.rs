@@ -90,9 +90,6 @@ pub async fn run(
     })?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    // Each pending job with the number of later jobs that started ahead of it (`Budget::pick`).
-    let mut pending: std::collections::VecDeque<(Job, u32)> =
-        jobs.into_iter().map(|j| (j, 0)).collect();
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     let mut set: JoinSet<TestResult> = JoinSet::new();
     let mut results = Vec::new();
@@ -107,23 +104,25 @@ pub async fn run(
             .map(|m| u64::from(m.memory_mib))
             .sum(),
     };
+    let mut pending: std::collections::VecDeque<(Job, schedule::Waiting)> = jobs
+        .into_iter()
+        .map(|j| {
+            let demand = demand(&j);
+            (
+                j,
+                schedule::Waiting {
+                    demand,
+                    passed_over: 0,
+                },
+            )
+        })
+        .collect();
     while interrupted.is_none() {
         loop {
             let now: Vec<schedule::Demand> = running.values().map(|t| demand(&t.first)).collect();
-            let waiting: Vec<schedule::Waiting> = pending
-                .iter()
-                .map(|(j, passed_over)| schedule::Waiting {
-                    demand: demand(j),
-                    passed_over: *passed_over,
-                })
-                .collect();
-            let Some(i) = shared.budget.pick(&now, &waiting) else {
+            let Some(job) = shared.budget.take(&now, &mut pending) else {
                 break;
             };
-            for (_, passed_over) in pending.range_mut(..i) {
-                *passed_over += 1;
-            }
-            let (job, _) = pending.remove(i).expect("picked from pending");
             sinks.emit(&Event::TestStarted {
                 suite: job.test.suite.clone(),
                 name: job.test.name.clone(),

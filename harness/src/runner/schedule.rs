@@ -132,6 +132,21 @@ impl Budget {
         (load / self.host_cores as f64).max(1.0)
     }
 
+    /// Removes and returns the pending item `pick` chooses, counting it as passed over in
+    /// each item ahead of it: the one place that bookkeeping is done.
+    pub fn take<T>(
+        &self,
+        running: &[Demand],
+        pending: &mut std::collections::VecDeque<(T, Waiting)>,
+    ) -> Option<T> {
+        let waiting: Vec<Waiting> = pending.iter().map(|p| p.1).collect();
+        let i = self.pick(running, &waiting)?;
+        for (_, w) in pending.range_mut(..i) {
+            w.passed_over += 1;
+        }
+        pending.remove(i).map(|(item, _)| item)
+    }
+
     /// For the log and reports: "-j 2" or "-j auto: 4 vCPUs, 18000 MiB on 2 cores".
     pub fn describe(&self) -> String {
         match self.mode {
@@ -203,10 +218,10 @@ mod tests {
         }
     }
 
-    /// Starts what `pick` picks (counting who it passed over), finishes the oldest running test
-    /// when nothing fits; returns the start order (plan indices) and checks the budget each time.
+    /// Starts what `take` takes, finishes the oldest running test when nothing fits; returns
+    /// the start order (plan indices) and checks the budget and the passed-over limit each time.
     fn simulate(b: &Budget, plan: &[Demand]) -> Result<Vec<usize>, TestCaseError> {
-        let mut pending: Vec<(usize, Waiting)> = plan
+        let mut pending: std::collections::VecDeque<(usize, Waiting)> = plan
             .iter()
             .enumerate()
             .map(|(i, &demand)| {
@@ -222,16 +237,11 @@ mod tests {
         let mut running: Vec<Demand> = Vec::new();
         let mut order = Vec::new();
         while !pending.is_empty() {
-            let waiting: Vec<Waiting> = pending.iter().map(|p| p.1).collect();
-            match b.pick(&running, &waiting) {
-                Some(i) => {
-                    for p in &mut pending[..i] {
-                        p.1.passed_over += 1;
-                        prop_assert!(p.1.passed_over <= MAX_PASSED_OVER);
-                    }
-                    let (at, next) = pending.remove(i);
+            match b.take(&running, &mut pending) {
+                Some(at) => {
+                    prop_assert!(pending.iter().all(|p| p.1.passed_over <= MAX_PASSED_OVER));
                     order.push(at);
-                    running.push(next.demand);
+                    running.push(plan[at]);
                     if running.len() > 1 {
                         let v: u32 = running.iter().map(|d| d.vcpus).sum();
                         let m: u64 = running.iter().map(|d| d.memory_mib).sum();
