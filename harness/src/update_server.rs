@@ -149,8 +149,22 @@ async fn payload(State(s): State<Shared>, UrlPath(name): UrlPath<String>) -> Res
         });
         return (StatusCode::NOT_FOUND, "no such payload\n").into_response();
     };
-    let data = match tokio::fs::read(&offer.payload).await {
-        Ok(d) => d,
+    // What is served is what the manifest records. The file is hashed before anything is
+    // sent (a payload changed on disk since the run checked it gets a clear 500), then sent
+    // from the same open file and hashed again on the way: the last piece goes out only if
+    // the bytes sent match too. A fault is applied to the good bytes, after the check. One
+    // piece per download is in memory, not the whole payload (274 MB for a reference release).
+    let path = offer.payload.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&path)?;
+        let (digest, len) = crate::images::cache::sha256_reader(&mut f)?;
+        std::io::Seek::rewind(&mut f)?;
+        Ok::<_, std::io::Error>((f, digest, len))
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let (file, seen, len) = match checked {
+        Ok(c) => c,
         Err(e) => {
             s.lock().log.push(Request {
                 path: format!("/payloads/{name}"),
@@ -159,9 +173,6 @@ async fn payload(State(s): State<Shared>, UrlPath(name): UrlPath<String>) -> Res
             return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
         }
     };
-    // What is served is what the manifest records: a payload changed on disk since the run
-    // checked it is refused here too (a fault is applied to the good bytes, after this check).
-    let seen = crate::images::cache::sha256_bytes(&data);
     if seen != offer.sha256 {
         tracing::error!(payload = %offer.payload.display(), expected = %offer.sha256, found = %seen, "update payload changed on disk; refusing to serve it");
         s.lock().log.push(Request {
@@ -182,43 +193,95 @@ async fn payload(State(s): State<Shared>, UrlPath(name): UrlPath<String>) -> Res
         path: format!("/payloads/{name}"),
         status: 200,
     });
-    let len = data.len();
     let half = len / 2;
+    let sending = Sending {
+        file: tokio::fs::File::from_std(file),
+        sent: 0,
+        len,
+        stop_at: match fault {
+            None | Some(PayloadFault::Corrupt) => len,
+            Some(PayloadFault::Truncate | PayloadFault::Stall) => half,
+        },
+        flip_at: (fault == Some(PayloadFault::Corrupt)).then_some(half),
+        hash: sha2::Sha256::default(),
+        expected: offer.sha256.clone(),
+        failed: false,
+    };
+    let head = futures_util::stream::unfold(sending, Sending::next);
     let body = match fault {
-        None => Body::from(data),
-        Some(PayloadFault::Corrupt) => {
-            let mut d = data;
-            if let Some(b) = d.get_mut(half) {
-                *b ^= 0xff;
-            }
-            Body::from(d)
-        }
+        None | Some(PayloadFault::Corrupt) => Body::from_stream(head),
         Some(PayloadFault::Truncate) => {
-            let first: Vec<u8> = data[..half].to_vec();
             // Let the first half reach the client, then drop the connection.
             let cut = futures_util::stream::once(async {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 Err::<Vec<u8>, _>(std::io::Error::other("truncated by fault"))
             });
-            Body::from_stream(futures_util::StreamExt::chain(
-                futures_util::stream::iter(vec![Ok::<_, std::io::Error>(first)]),
-                cut,
-            ))
+            Body::from_stream(futures_util::StreamExt::chain(head, cut))
         }
-        Some(PayloadFault::Stall) => {
-            let first: Vec<u8> = data[..half].to_vec();
-            let chunks = futures_util::StreamExt::chain(
-                futures_util::stream::iter(vec![Ok::<_, std::io::Error>(first)]),
-                futures_util::stream::pending(),
-            );
-            Body::from_stream(chunks)
-        }
+        Some(PayloadFault::Stall) => Body::from_stream(futures_util::StreamExt::chain(
+            head,
+            futures_util::stream::pending(),
+        )),
     };
     Response::builder()
         .header(header::CONTENT_LENGTH, len)
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// How much of a payload goes out in one piece.
+const PIECE: u64 = 256 * 1024;
+
+/// A payload being sent: from the file checked before the response started, up to `stop_at`
+/// (its length, or half of it for a truncated or stalled download), hashing what it reads.
+struct Sending {
+    file: tokio::fs::File,
+    sent: u64,
+    len: u64,
+    stop_at: u64,
+    /// The byte a corrupting fault flips.
+    flip_at: Option<u64>,
+    hash: sha2::Sha256,
+    expected: String,
+    failed: bool,
+}
+
+impl Sending {
+    /// The next piece, or an error that ends the download: the file grew short, or the bytes
+    /// read differ from the ones checked (then the last piece is never sent).
+    async fn next(mut self) -> Option<(std::io::Result<Vec<u8>>, Sending)> {
+        use sha2::Digest;
+        use tokio::io::AsyncReadExt;
+        if self.failed || self.sent >= self.stop_at {
+            return None;
+        }
+        let want = PIECE.min(self.stop_at - self.sent) as usize;
+        let mut buf = vec![0u8; want];
+        if let Err(e) = self.file.read_exact(&mut buf).await {
+            self.failed = true;
+            return Some((Err(e), self));
+        }
+        self.hash.update(&buf);
+        if let Some(i) = self.flip_at.and_then(|f| f.checked_sub(self.sent)) {
+            if let Some(b) = buf.get_mut(i as usize) {
+                *b ^= 0xff;
+            }
+        }
+        self.sent += want as u64;
+        if self.sent == self.len {
+            let seen = crate::images::cache::hex(&std::mem::take(&mut self.hash).finalize());
+            if seen != self.expected {
+                tracing::error!(expected = %self.expected, found = %seen, "update payload changed on disk while it was sent; cutting the download short");
+                self.failed = true;
+                return Some((
+                    Err(std::io::Error::other("payload changed while it was sent")),
+                    self,
+                ));
+            }
+        }
+        Some((Ok(buf), self))
+    }
 }
 
 /// `aviary guestfwd-proxy ADDR`: QEMU runs this per guest connection with the connection on
@@ -268,7 +331,8 @@ mod tests {
 
     async fn server_with_payload() -> (UpdateServer, Vec<u8>, tempfile::TempDir) {
         let d = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        // Larger than a piece (PIECE), and not a multiple of it.
+        let data: Vec<u8> = (0..600_001u32).map(|i| (i % 251) as u8).collect();
         let p = d.path().join("b.raucb");
         std::fs::write(&p, &data).unwrap();
         let s = UpdateServer::start().await.unwrap();
@@ -314,13 +378,14 @@ mod tests {
         s.set_fault(Some(PayloadFault::Corrupt));
         let (_, body) = get(s.addr, "/payloads/beta-1001.0.0.raucb").await;
         assert_eq!(body.len(), data.len());
-        assert_ne!(body, data);
+        let differ: Vec<usize> = (0..data.len()).filter(|&i| body[i] != data[i]).collect();
+        assert_eq!(differ, vec![data.len() / 2], "one byte flipped, half-way");
         s.set_fault(Some(PayloadFault::Truncate));
         let (_, body) = get(s.addr, "/payloads/beta-1001.0.0.raucb").await;
         assert_eq!(body, data[..data.len() / 2]);
         s.set_fault(Some(PayloadFault::Stall));
         let (head, body) = get(s.addr, "/payloads/beta-1001.0.0.raucb").await;
-        assert!(head.contains("content-length: 10000"), "{head}");
+        assert!(head.contains("content-length: 600001"), "{head}");
         assert_eq!(body, data[..data.len() / 2], "stalls after half");
     }
 
@@ -344,6 +409,33 @@ mod tests {
             "{body}"
         );
         assert_eq!(s.requests().last().unwrap().status, 500);
+    }
+
+    #[tokio::test]
+    async fn bytes_that_differ_from_the_checked_ones_are_cut_before_the_last_piece() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("b.raucb");
+        let data = vec![7u8; (PIECE * 2 + 10) as usize];
+        std::fs::write(&p, &data).unwrap();
+        let sending = Sending {
+            file: tokio::fs::File::open(&p).await.unwrap(),
+            sent: 0,
+            len: data.len() as u64,
+            stop_at: data.len() as u64,
+            flip_at: None,
+            hash: sha2::Sha256::default(),
+            // As if the file had changed between the check and the sending.
+            expected: crate::images::cache::sha256_bytes(b"other bytes"),
+            failed: false,
+        };
+        let pieces: Vec<std::io::Result<Vec<u8>>> =
+            futures_util::StreamExt::collect(futures_util::stream::unfold(sending, Sending::next))
+                .await;
+        assert_eq!(pieces.len(), 3);
+        assert_eq!(pieces[0].as_ref().unwrap().len(), PIECE as usize);
+        assert_eq!(pieces[1].as_ref().unwrap().len(), PIECE as usize);
+        let e = pieces[2].as_ref().unwrap_err();
+        assert!(e.to_string().contains("changed while it was sent"), "{e}");
     }
 
     #[test]

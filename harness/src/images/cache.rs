@@ -22,24 +22,30 @@ pub fn cache_root() -> PathBuf {
 
 /// sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
+    sha256_reader(&mut std::fs::File::open(path)?).map(|(digest, _)| digest)
+}
+
+/// The sha256 of everything `r` yields, and how many bytes that was (read in 1 MiB pieces).
+pub fn sha256_reader(r: &mut impl Read) -> std::io::Result<(String, u64)> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
     loop {
-        let n = f.read(&mut buf)?;
+        let n = r.read(&mut buf)?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
+        len += n as u64;
     }
-    Ok(hex(&h.finalize()))
+    Ok((hex(&h.finalize()), len))
 }
 
 pub fn sha256_bytes(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
