@@ -117,6 +117,7 @@ pub async fn run(
             )
         })
         .collect();
+    shared.budget.start_order(&mut pending);
     while interrupted.is_none() {
         loop {
             let now: Vec<schedule::Demand> = running.values().map(|t| demand(&t.first)).collect();

@@ -132,8 +132,11 @@ impl Budget {
         (load / self.host_cores as f64).max(1.0)
     }
 
-    /// Removes and returns the pending item `pick` chooses, counting it as passed over in
-    /// each item ahead of it: the one place that bookkeeping is done.
+    /// Removes and returns the pending item `pick` chooses; when that is not the first, the
+    /// first (the test whose turn it is) counts one more pass-over: the one place that
+    /// bookkeeping is done. Only the first counts: tests behind it are not waiting for a slot
+    /// yet, and counting them too let one early pass-over block every later cluster test for
+    /// the rest of the run (the cluster tests then ran one by one, nothing beside them).
     pub fn take<T>(
         &self,
         running: &[Demand],
@@ -141,10 +144,24 @@ impl Budget {
     ) -> Option<T> {
         let waiting: Vec<Waiting> = pending.iter().map(|p| p.1).collect();
         let i = self.pick(running, &waiting)?;
-        for (_, w) in pending.range_mut(..i) {
-            w.passed_over += 1;
+        if i > 0 {
+            if let Some((_, first)) = pending.front_mut() {
+                first.passed_over += 1;
+            }
         }
         pending.remove(i).map(|(item, _)| item)
+    }
+
+    /// The order tests are offered in. `-j N` keeps the plan's order; `-j auto` puts the
+    /// tests that ask for more vCPUs first (then more memory; otherwise the plan's order), so
+    /// clusters start while single machines are left to fill the room beside them, and the
+    /// small tests, not a lone cluster, make the end of the run.
+    pub fn start_order<T>(&self, pending: &mut std::collections::VecDeque<(T, Waiting)>) {
+        if self.mode == Mode::Auto {
+            pending
+                .make_contiguous()
+                .sort_by_key(|(_, w)| std::cmp::Reverse((w.demand.vcpus, w.demand.memory_mib)));
+        }
     }
 
     /// For the log and reports: "-j 2" or "-j auto: 4 vCPUs, 18000 MiB on 2 cores".
@@ -270,6 +287,75 @@ mod tests {
     }
 
     #[test]
+    fn only_the_test_whose_turn_it_is_counts_a_pass_over() {
+        let b = Budget::new(Jobs::Auto, 2, 24 * 1024);
+        let mut pending: std::collections::VecDeque<(char, Waiting)> = [
+            ('a', w(3, 1024, 0)),
+            ('b', w(3, 1024, 0)),
+            ('c', w(1, 1024, 0)),
+        ]
+        .into();
+        // A 2-vCPU test runs: neither 3-vCPU test fits beside it, the single machine does.
+        assert_eq!(b.take(&[d(2, 1024)], &mut pending), Some('c'));
+        let counts: Vec<u32> = pending.iter().map(|p| p.1.passed_over).collect();
+        assert_eq!(counts, [1, 0]);
+    }
+
+    #[test]
+    fn a_single_machine_runs_beside_each_cluster_test() {
+        // Today's mission plan under -j auto with one vCPU per machine, in start order: four
+        // cluster tests (3, 2, 3, 3 vCPUs and a 2-node test) and single machines. Before, the
+        // singles that started early had used up every cluster test's pass-overs, and the
+        // clusters ran one at a time with nothing beside them.
+        let b = Budget::new(Jobs::Auto, 2, 24 * 1024);
+        let mut plan = vec![d(1, 1024); 3];
+        plan.extend([d(2, 2048), d(3, 3072), d(2, 2048), d(3, 3072), d(3, 3072)]);
+        plan.extend(vec![d(1, 1024); 10]);
+        let mut pending: std::collections::VecDeque<(usize, Waiting)> = plan
+            .iter()
+            .enumerate()
+            .map(|(i, &demand)| (i, w(demand.vcpus, demand.memory_mib, 0)))
+            .collect();
+        b.start_order(&mut pending);
+        let offered: Vec<usize> = pending.iter().map(|p| p.0).collect();
+        assert_eq!(
+            &offered[..5],
+            &[4, 6, 7, 3, 5],
+            "clusters first, largest first"
+        );
+        // Each 3-vCPU cluster has a single machine beside it, whichever order tests finish in.
+        let mut running: Vec<(usize, Demand)> = Vec::new();
+        let mut beside = 0;
+        while !pending.is_empty() || !running.is_empty() {
+            let now: Vec<Demand> = running.iter().map(|r| r.1).collect();
+            match b.take(&now, &mut pending) {
+                Some(i) => running.push((i, plan[i])),
+                None => {
+                    if running.iter().any(|r| r.1.vcpus == 3)
+                        && running.iter().any(|r| r.1.vcpus == 1)
+                    {
+                        beside += 1;
+                    }
+                    running.remove(0);
+                }
+            }
+        }
+        assert!(
+            beside >= 3,
+            "a single machine ran beside {beside} cluster tests"
+        );
+    }
+
+    #[test]
+    fn fixed_keeps_the_plan_order() {
+        let b = Budget::new(Jobs::Fixed(2), 2, 24 * 1024);
+        let mut pending: std::collections::VecDeque<(usize, Waiting)> =
+            [(0, w(1, 1024, 0)), (1, w(3, 3072, 0))].into();
+        b.start_order(&mut pending);
+        assert_eq!(pending.iter().map(|p| p.0).collect::<Vec<_>>(), [0, 1]);
+    }
+
+    #[test]
     fn jobs_parse_numbers_and_auto() {
         assert_eq!("auto".parse::<Jobs>(), Ok(Jobs::Auto));
         assert_eq!("3".parse::<Jobs>(), Ok(Jobs::Fixed(3)));
@@ -355,8 +441,8 @@ mod tests {
 
     proptest! {
         /// Whatever the plan, an auto schedule never goes over its budget beside another test,
-        /// always starts something when nothing runs, and lets no test be passed over more than
-        /// MAX_PASSED_OVER times.
+        /// always starts something when nothing runs, starts every test, and lets no test be
+        /// passed over more than MAX_PASSED_OVER times while it is first in line.
         #[test]
         fn auto_never_overcommits_or_starves(
             cores in 1usize..8,
