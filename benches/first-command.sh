@@ -27,7 +27,7 @@ raw_once() {
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   local t0; t0=$(now_ms)
-  qemu-system-x86_64 -machine q35 -accel "$accel" -smp 2 -m 1024 -nodefaults -display none \
+  qemu-system-x86_64 -machine q35 -accel "$accel" -smp 1 -m 1024 -nodefaults -display none \
     -no-user-config -serial "file:$work/console.log" -device virtio-rng-pci \
     -drive "if=none,id=disk0,format=qcow2,file=$work/overlay.qcow2" \
     -device virtio-blk-pci,drive=disk0,bootindex=0 \

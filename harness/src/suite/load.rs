@@ -11,7 +11,7 @@ use std::time::Duration;
 
 pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_MEMORY_MIB: u32 = 1024;
-pub const DEFAULT_CPUS: u32 = 2;
+pub const DEFAULT_CPUS: u32 = 1;
 /// Machines one test may declare: far more than one host runs, and few enough that the
 /// cluster's default addresses (10.77.0.11 up) and MACs stay in their last byte.
 pub const MAX_MACHINES: usize = 64;
