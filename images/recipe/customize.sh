@@ -76,7 +76,10 @@ in_root systemctl mask \
     systemd-networkd-wait-online.service \
     modprobe@drm.service modprobe@dm_mod.service modprobe@loop.service \
     sys-kernel-debug.mount sys-kernel-tracing.mount dev-hugepages.mount \
-    dracut-shutdown.service dracut-shutdown-onfailure.service
+    dracut-shutdown.service dracut-shutdown-onfailure.service \
+    modprobe@configfs.service sys-kernel-config.mount \
+    modprobe@fuse.service sys-fs-fuse-connections.mount \
+    systemd-network-generator.service
 
 # Container runtimes as on Flatcar: docker.socket starts dockerd (and with it
 # containerd) on first use; a machine that wants them at boot enables
@@ -150,6 +153,16 @@ manifest=/usr/lib/aviary/image-etc.manifest
 log "image manifest: $(wc -l < "$root$manifest") files under /etc/{aviary,sudoers.d,systemd/system,systemd/network}"
 
 # --- clean up ---------------------------------------------------------------
+# What a slot holds, every update downloads and writes (under TCG about 30 ms a MiB):
+# apt's package lists (51 MB; the image installs nothing, as Flatcar has no package
+# manager), docker.io's libnetwork debugging tools dnet and ovrouter (28 MB), and
+# containerd's v1 shims (18 MB: dockerd and ctr use containerd-shim-runc-v2).
+rm -rf "$root"/var/lib/apt/lists/*
+for f in usr/bin/dnet usr/sbin/ovrouter usr/bin/containerd-shim usr/bin/containerd-shim-runc-v1; do
+    [ -e "$root/$f" ] || die "expected /$f to remove (package contents changed?)"
+    rm -f "$root/$f"
+done
+[ -x "$root/usr/bin/containerd-shim-runc-v2" ] || die "no /usr/bin/containerd-shim-runc-v2"
 # (build.sh has already synced the .debs out to its cache.)
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin \
     "$root"/var/log/apt/* "$root"/var/log/dpkg.log "$root"/var/log/alternatives.log \
