@@ -68,6 +68,23 @@ pub enum RunEnd {
     Interrupted,
 }
 
+/// `schedule::work` of a test: its steps, updates, reboots and machines that boot cold.
+fn work(t: &crate::suite::Test) -> u32 {
+    use crate::suite::StepKind;
+    let count = |f: fn(&StepKind) -> bool| t.steps.iter().filter(|s| f(&s.kind)).count() as u32;
+    let cold = if t.boot == crate::suite::BootMode::Cold {
+        t.machines.len() as u32
+    } else {
+        0
+    };
+    schedule::work(
+        t.steps.len() as u32,
+        count(|k| matches!(k, StepKind::Update { .. })),
+        count(|k| matches!(k, StepKind::Reboot { .. })),
+        cold,
+    )
+}
+
 /// A test being run: its first job, when its current attempt started, and the attempts it already made.
 struct Running {
     first: Job,
@@ -107,14 +124,12 @@ pub async fn run(
     let mut pending: std::collections::VecDeque<(Job, schedule::Waiting)> = jobs
         .into_iter()
         .map(|j| {
-            let demand = demand(&j);
-            (
-                j,
-                schedule::Waiting {
-                    demand,
-                    passed_over: 0,
-                },
-            )
+            let waiting = schedule::Waiting {
+                demand: demand(&j),
+                passed_over: 0,
+                work: work(&j.test),
+            };
+            (j, waiting)
         })
         .collect();
     shared.budget.start_order(&mut pending);

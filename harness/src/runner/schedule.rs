@@ -41,11 +41,21 @@ pub fn memory_budget_mib(available_mib: u64) -> u64 {
 /// How many times a waiting test lets later tests start ahead of it (`Budget::pick`).
 pub const MAX_PASSED_OVER: u32 = 2;
 
-/// A test not yet started: what it asks for, and how many later tests started ahead of it.
+/// A test not yet started: what it asks for, how many later tests started ahead of it, and
+/// how long it is likely to keep its machines busy (`work`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Waiting {
     pub demand: Demand,
     pub passed_over: u32,
+    pub work: u32,
+}
+
+/// A rough measure of a test's length, for `-j auto`'s start order: one per step, and what
+/// costs most under TCG more: an update (download and slot write, ~40 s here) counts 4, a
+/// reboot and a machine that boots cold (~15–20 s) 2. Counting updates and reboots alone
+/// would rank a test of many `run` steps (the docker tests, 3–4 min here) last.
+pub fn work(steps: u32, updates: u32, reboots: u32, cold_machines: u32) -> u32 {
+    steps + 3 * updates + reboots + 2 * cold_machines
 }
 
 /// What one test's machines ask for together.
@@ -153,14 +163,15 @@ impl Budget {
     }
 
     /// The order tests are offered in. `-j N` keeps the plan's order; `-j auto` puts the
-    /// tests that ask for more vCPUs first (then more memory; otherwise the plan's order), so
-    /// clusters start while single machines are left to fill the room beside them, and the
-    /// small tests, not a lone cluster, make the end of the run.
+    /// tests that ask for more vCPUs first (then more memory, then more `work`; otherwise the
+    /// plan's order), so clusters start while single machines are left to fill the room
+    /// beside them, and short single-machine tests, not a lone cluster or a long scenario,
+    /// make the end of the run.
     pub fn start_order<T>(&self, pending: &mut std::collections::VecDeque<(T, Waiting)>) {
         if self.mode == Mode::Auto {
-            pending
-                .make_contiguous()
-                .sort_by_key(|(_, w)| std::cmp::Reverse((w.demand.vcpus, w.demand.memory_mib)));
+            pending.make_contiguous().sort_by_key(|(_, w)| {
+                std::cmp::Reverse((w.demand.vcpus, w.demand.memory_mib, w.work))
+            });
         }
     }
 
@@ -232,6 +243,7 @@ mod tests {
         Waiting {
             demand: d(vcpus, memory_mib),
             passed_over,
+            work: 0,
         }
     }
 
@@ -247,6 +259,7 @@ mod tests {
                     Waiting {
                         demand,
                         passed_over: 0,
+                        work: 0,
                     },
                 )
             })
@@ -343,6 +356,35 @@ mod tests {
         assert!(
             beside >= 3,
             "a single machine ran beside {beside} cluster tests"
+        );
+    }
+
+    #[test]
+    fn auto_offers_longer_tests_of_one_size_first() {
+        let b = Budget::new(Jobs::Auto, 2, 24 * 1024);
+        let t = |i: usize, vcpus, work| {
+            (
+                i,
+                Waiting {
+                    work,
+                    ..w(vcpus, 1024 * u64::from(vcpus), 0)
+                },
+            )
+        };
+        // A refused payload (update only), a docker test (13 run steps), an update with three
+        // reboots, a cold provisioning test, a 3-node cluster.
+        let mut pending: std::collections::VecDeque<(usize, Waiting)> = [
+            t(0, 1, work(3, 1, 0, 0)),
+            t(1, 1, work(13, 0, 0, 0)),
+            t(2, 1, work(15, 1, 3, 0)),
+            t(3, 1, work(2, 0, 0, 1)),
+            t(4, 3, work(20, 0, 0, 0)),
+        ]
+        .into();
+        b.start_order(&mut pending);
+        assert_eq!(
+            pending.iter().map(|p| p.0).collect::<Vec<_>>(),
+            [4, 2, 1, 0, 3]
         );
     }
 
