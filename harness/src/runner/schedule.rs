@@ -250,7 +250,7 @@ mod tests {
     /// Starts what `take` takes, finishes the oldest running test when nothing fits; returns
     /// the start order (plan indices) and checks the budget and the passed-over limit each time.
     fn simulate(b: &Budget, plan: &[Demand]) -> Result<Vec<usize>, TestCaseError> {
-        let mut pending: std::collections::VecDeque<(usize, Waiting)> = plan
+        let pending = plan
             .iter()
             .enumerate()
             .map(|(i, &demand)| {
@@ -264,8 +264,19 @@ mod tests {
                 )
             })
             .collect();
+        simulate_from(b, plan, pending).map(|(order, _)| order)
+    }
+
+    /// `simulate` from a pending list already in its start order; also returns what was
+    /// running each time a test finished.
+    fn simulate_from(
+        b: &Budget,
+        plan: &[Demand],
+        mut pending: std::collections::VecDeque<(usize, Waiting)>,
+    ) -> Result<(Vec<usize>, Vec<Vec<Demand>>), TestCaseError> {
         let mut running: Vec<Demand> = Vec::new();
         let mut order = Vec::new();
+        let mut at_finish = Vec::new();
         while !pending.is_empty() {
             match b.take(&running, &mut pending) {
                 Some(at) => {
@@ -280,11 +291,12 @@ mod tests {
                 }
                 None => {
                     prop_assert!(!running.is_empty());
+                    at_finish.push(running.clone());
                     running.remove(0);
                 }
             }
         }
-        Ok(order)
+        Ok((order, at_finish))
     }
 
     #[test]
@@ -336,23 +348,12 @@ mod tests {
             &[4, 6, 7, 3, 5],
             "clusters first, largest first"
         );
-        // Each 3-vCPU cluster has a single machine beside it, whichever order tests finish in.
-        let mut running: Vec<(usize, Demand)> = Vec::new();
-        let mut beside = 0;
-        while !pending.is_empty() || !running.is_empty() {
-            let now: Vec<Demand> = running.iter().map(|r| r.1).collect();
-            match b.take(&now, &mut pending) {
-                Some(i) => running.push((i, plan[i])),
-                None => {
-                    if running.iter().any(|r| r.1.vcpus == 3)
-                        && running.iter().any(|r| r.1.vcpus == 1)
-                    {
-                        beside += 1;
-                    }
-                    running.remove(0);
-                }
-            }
-        }
+        // Each 3-vCPU cluster has a single machine beside it.
+        let (_, at_finish) = simulate_from(&b, &plan, pending).unwrap();
+        let beside = at_finish
+            .iter()
+            .filter(|r| r.iter().any(|d| d.vcpus == 3) && r.iter().any(|d| d.vcpus == 1))
+            .count();
         assert!(
             beside >= 3,
             "a single machine ran beside {beside} cluster tests"
@@ -496,7 +497,17 @@ mod tests {
             let order = simulate(&b, &plan)?;
             let mut sorted = order.clone();
             sorted.sort_unstable();
-            prop_assert_eq!(sorted, (0..plan.len()).collect::<Vec<_>>());
+            prop_assert_eq!(&sorted, &(0..plan.len()).collect::<Vec<_>>());
+            // The same in -j auto's start order.
+            let mut pending = plan
+                .iter()
+                .enumerate()
+                .map(|(i, &demand)| (i, Waiting { demand, passed_over: 0, work: i as u32 % 5 }))
+                .collect();
+            b.start_order(&mut pending);
+            let (mut order, _) = simulate_from(&b, &plan, pending)?;
+            order.sort_unstable();
+            prop_assert_eq!(order, sorted);
         }
     }
 }
