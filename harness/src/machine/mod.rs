@@ -717,7 +717,7 @@ mod exit_tests {
 mod tests {
     use super::*;
 
-    /// What QEMU (Debian 12's 7.2) prints when the hostfwd port is already bound.
+    /// What QEMU (7.2 and 10.0 alike) prints when the hostfwd port is already bound.
     const TAKEN: &str = "qemu-system-x86_64: -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40001-:22: Could not set up host forwarding rule 'tcp:127.0.0.1:40001-:22'";
 
     #[test]
