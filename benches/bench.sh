@@ -5,11 +5,11 @@
 #   3. Aviary's peak RSS and CPU time with 6 VMs up (-j 6)           (fixtures/suites/bench-six.yaml)
 #   4. one forced-failure rollback scenario vs two cold boots         (fixtures/suites/bench-rollback.yaml)
 #   5. with --suites: the four mission suites (provisioning, containers, kubernetes-networking,
-#      upgrade-rollback) at -j 1 and at -j auto, wall time each (-j auto about 15 min, -j 1 30-60 min here)
+#      upgrade-rollback) at -j 1 and at -j auto, wall time each (-j auto about 13 min, -j 1 30-60 min here)
 # and says which targets it did not measure. Prints the ratios, writes reports/bench.json.
 #   [BENCH_KEEP=1] benches/bench.sh [--suites[=JOBS]] [ROUNDS]
 # ROUNDS of item 1, default 3; ~8 min without --suites. --suites runs the mission suites at
-# -j 1 and at -j auto; --suites=auto (or =1) runs only that one (-j auto about 15 min here).
+# -j 1 and at -j auto; --suites=auto (or =1) runs only that one (-j auto about 13 min here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suites=0 suite_jobs="1 auto"
@@ -117,7 +117,7 @@ for j in ("1", "auto"):
                      None, f'all passed: {r["all_passed"]}'))
     else:
         not_measured[f"four mission suites at -j {j} (<= 15 min)"] = \
-            f"not measured in this run: pass --suites or --suites={j} (-j auto about 15 min, -j 1 30-60 min here)"
+            f"not measured in this run: pass --suites or --suites={j} (-j auto about 13 min, -j 1 30-60 min here)"
 
 doc = {
     "accelerator": cold["run"]["accel"]["accel"],
