@@ -4,7 +4,6 @@
 set -euo pipefail
 
 PACKAGES=(
-  qemu-system-x86 qemu-utils          # VMs, overlays (QEMU 10 from bookworm-backports, below)
   mmdebstrap fakeroot e2fsprogs gdisk # image builds without loop devices or mounts
   grub-pc-bin grub-common             # BIOS GRUB for the A/B images
   ignition                            # ignition-validate
@@ -20,6 +19,7 @@ PACKAGES=(
 # about a tenth less host CPU there (README, "Measured here"), and machines of this kind ship a
 # backported qemu-utils already. Aviary itself also runs on 7.2.
 BACKPORTS_LIST=/etc/apt/sources.list.d/aviary-bookworm-backports.list
+# VMs and overlays: installed, or kept, only at their backported version.
 QEMU_PACKAGES=(qemu-system-x86 qemu-system-common qemu-system-data qemu-utils)
 
 missing=()
@@ -40,15 +40,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]} ${old_qemu[*]}"
 export DEBIAN_FRONTEND=noninteractive
-if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+if ! grep -rqsE "^[^#]*bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
   echo "deb http://deb.debian.org/debian bookworm-backports main" > "$BACKPORTS_LIST"
 fi
 apt-get update -q
-others=()
-for p in "${missing[@]}"; do
-  case " ${QEMU_PACKAGES[*]} " in *" $p "*) ;; *) others+=("$p") ;; esac
-done
-if [ ${#others[@]} -gt 0 ]; then
-  apt-get install -y -q --no-install-recommends "${others[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 apt-get install -y -q --no-install-recommends -t bookworm-backports "${QEMU_PACKAGES[@]}"
