@@ -291,8 +291,9 @@ le64 "$((P_FIRST[1] + 1))" | dd of="$RAW" bs=1 seek=$((P_FIRST[1] * 512 + 0x1f4)
 
 # --- 5. update payload: a RAUC bundle of the root filesystem ---------------------------
 # The root tree made into its own ext4 image (label ROOT, as ROOT-A) just large
-# enough for it: RAUC writes every block of the image, and system.conf's
-# resize=true grows it to the slot afterwards. (Shrinking a copy of ROOT-A with
+# enough for it: every block of the image is written, and the bundle's slot-install
+# hook (rauc-install-hook: 1 MiB direct writes, a third faster than RAUC's own ext4
+# handler here) grows it to the slot afterwards. (Shrinking a copy of ROOT-A with
 # resize2fs -M left 1338 MiB for 820 MiB in use: its estimate is far from tight
 # on a flex_bg filesystem.) Then a signed dm-verity bundle (squashfs, zstd level
 # 9: 6 s here, 133 MiB; the default level 15 took 54 s for 126 MiB).
@@ -327,9 +328,14 @@ description=Aviary Reference Linux $version ($channel, $KERNEL_RELEASE)
 [bundle]
 format=verity
 
+[hooks]
+filename=rauc-install-hook
+
 [image.rootfs]
 filename=rootfs.ext4
+hooks=install
 EOF
+install -m 0755 "$RECIPE/rauc-install-hook" "$PAYLOAD_DIR/rauc-install-hook"
 rauc bundle --cert="$KEY_DIR/signing.cert.pem" --key="$KEY_DIR/signing.key.pem" \
     --keyring="$KEY_DIR/ca.cert.pem" --mksquashfs-args="-comp zstd -Xcompression-level 9" \
     "$PAYLOAD_DIR" "$WORK/payload.raucb" > "$WORK/rauc-bundle.log" 2>&1 \
