@@ -549,6 +549,53 @@ fn machines_started_from_a_snapshot_are_machines_of_their_own() {
     assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
 }
 
+#[test]
+fn a_shared_setup_runs_once_and_its_clones_are_machines_of_their_own() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    build_images(None, &["stable", "beta"]);
+    let (disk, before) = base_image();
+    let r = run_suite(&["fixtures/suites/setup-snapshot.yaml", "-j", "auto"], None);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let s = summary(&r.dir);
+    assert_eq!(s["counts"]["passed"], 2, "{s}");
+    let read = |t: &str, f: &str| {
+        std::fs::read_to_string(r.dir.join("setup-snapshot").join(t).join(f)).unwrap()
+    };
+    let mut ids = std::collections::HashSet::new();
+    let mut markers = std::collections::HashSet::new();
+    for t in ["clone-1", "clone-2"] {
+        let log = read(t, "steps.log");
+        // Restored from the state after the setup, whose log (the update's) is in the test's.
+        assert!(log.contains("saved after the setup (2 step(s)"), "{log}");
+        assert!(log.contains("| --- setup step 2 (update"), "{log}");
+        assert!(log.contains("installed beta 1001.0.0 into slot B"), "{log}");
+        assert!(
+            !log.contains("\n--- setup step"),
+            "ran its setup itself: {log}"
+        );
+        assert!(log.contains("\n--- step 3 (run"), "{log}");
+        let a: Vec<String> = read(t, "id.txt").lines().map(String::from).collect();
+        let b: Vec<String> = read(t, "id-slot-b.txt").lines().map(String::from).collect();
+        assert_eq!(a.len(), 3, "{t}: {a:?}");
+        assert_eq!(a[0].len(), 32, "{t}: {a:?}");
+        // The new slot boots with the clone's own identity, not the template's.
+        assert_eq!(a, b, "{t}: identity in slot A, then in slot B");
+        assert!(ids.insert(a[0].clone()), "{t}: machine-id shared: {a:?}");
+        assert!(ids.insert(a[1].clone()), "{t}: host key shared: {a:?}");
+        markers.insert(a[2].clone());
+    }
+    // The setup ran once: both clones hold the marker of the same boot.
+    assert_eq!(markers.len(), 1, "{markers:?}");
+    let templates: Vec<_> = std::fs::read_dir(r.dir.join("snapshots"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(templates.len(), 1, "one template, saved after the setup");
+    let setup = std::fs::read_to_string(templates[0].path().join("setup.log")).unwrap();
+    assert!(setup.contains("--- setup step 1 (run"), "{setup}");
+    assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
+}
+
 /// The host's own IPv4 addresses other than loopback (`ip -4 -o addr`).
 fn host_addresses() -> Vec<String> {
     let out = Command::new("ip")

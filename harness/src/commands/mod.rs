@@ -204,12 +204,17 @@ fn cmd_list(sel: SelectArgs) -> Result<i32> {
             .iter()
             .map(|m| format!("{}({})", m.name, m.image))
             .collect();
+        let setup = if t.setup > 0 {
+            format!("setup: {}  ", t.setup)
+        } else {
+            String::new()
+        };
         println!(
-            "{}::{}  machines: {}  steps: {}  timeout: {}",
+            "{}::{}  machines: {}  {setup}steps: {}  timeout: {}",
             t.suite,
             t.name,
             machines.join(" "),
-            t.steps.len(),
+            t.steps.len() - t.setup,
             suite::duration::format(t.timeout)
         );
     }
@@ -513,11 +518,7 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
             snapshots: (!args.cold).then(|| {
                 runner::snapshot::Cache::new(
                     sock_dir.path().join("snap"),
-                    jobs.iter().flat_map(|j| {
-                        j.test.machines.iter().filter_map(|m| {
-                            runner::test::snapshot_key(j, &m.name, &accel)
-                        })
-                    }).collect::<Vec<_>>(),
+                    runner::test::planned_keys(&jobs, &accel),
                 )
             }),
         });

@@ -24,6 +24,8 @@ pub struct Template {
     pub boot_s: f64,
     pub save_s: f64,
     pub state_bytes: u64,
+    /// A template saved after a test's setup steps: their log (see `runner::test::setup_key`).
+    pub setup: Option<String>,
 }
 
 /// What decides a snapshot's identity (see the module comment).
@@ -39,8 +41,7 @@ pub struct KeyParts<'a> {
 
 impl KeyParts<'_> {
     pub fn key(&self) -> String {
-        let mut h = Sha256::new();
-        for part in [
+        digest([
             self.image_sha256.as_bytes(),
             self.ignition,
             self.memory_mib.to_string().as_bytes(),
@@ -48,16 +49,22 @@ impl KeyParts<'_> {
             self.cluster_mac.unwrap_or("-").as_bytes(),
             self.fw_cfg_name.as_bytes(),
             self.accel.as_bytes(),
-        ] {
-            // Length-prefixed, so no two different part lists hash alike.
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part);
-        }
-        h.finalize()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        ])
     }
+}
+
+/// 16 hex digits of the SHA-256 of `parts`, each length-prefixed so that no two different part
+/// lists hash alike.
+pub fn digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 type Slot = Arc<OnceCell<Result<Arc<Template>, String>>>;
@@ -174,6 +181,10 @@ impl Identity {
     /// clock stopped when it was saved), host entropy mixed into the kernel's pool (clones
     /// share the saved RNG state), the new machine-id (journald restarted to write under it),
     /// and the new SSH host key in place of every old one (sshd reloaded; open sessions live on).
+    ///
+    /// The other A/B slot gets the same machine-id and host key when it holds a root
+    /// filesystem: a template saved after an update (`setup:`) carries the template's identity
+    /// into the new slot (the update agent copies it there), and the clone boots that slot next.
     pub fn script(&self, epoch: std::time::Duration) -> String {
         format!(
             "set -e\n\
@@ -186,7 +197,22 @@ impl Identity {
              echo {} | base64 -d > /etc/ssh/ssh_host_ed25519_key\n\
              echo '{}' > /etc/ssh/ssh_host_ed25519_key.pub\n\
              chmod 644 /etc/ssh/ssh_host_ed25519_key.pub\n\
-             systemctl reload-or-restart ssh\n",
+             systemctl reload-or-restart ssh\n\
+             other=\n\
+             for a in $(cat /proc/cmdline); do\n\
+             case $a in rauc.slot=A) other=B ;; rauc.slot=B) other=A ;; esac\n\
+             done\n\
+             dev=/dev/disk/by-partlabel/ROOT-$other\n\
+             mnt=/run/aviary-identity\n\
+             if [ -n \"$other\" ] && [ -b \"$dev\" ] && mkdir -p $mnt && mount -t ext4 \"$dev\" $mnt 2>/dev/null; then\n\
+             if [ -d $mnt/etc/ssh ]; then\n\
+             cp /etc/machine-id $mnt/etc/machine-id\n\
+             rm -f $mnt/etc/ssh/ssh_host_*\n\
+             cp -a /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub $mnt/etc/ssh/\n\
+             echo \"identity also written to slot $other\"\n\
+             fi\n\
+             umount $mnt\n\
+             fi\n",
             epoch.as_secs(),
             epoch.subsec_nanos(),
             self.entropy_b64,
@@ -208,6 +234,7 @@ pub fn keep_logs(template_dir: &Path, run_dir: &Path, key: &str) {
         "journal.txt",
         "qemu-cmdline.txt",
         "qemu-stderr.log",
+        "setup.log",
     ] {
         let _ = std::fs::copy(template_dir.join(f), to.join(f));
     }
@@ -289,6 +316,16 @@ mod tests {
         assert!(s.contains("date -u -s @1700000000.000000005"), "{s}");
         assert!(s.contains(&format!("echo {} > /etc/machine-id", a.machine_id)));
         assert!(s.contains("rm -f /etc/ssh/ssh_host_*\n"));
+        // The other slot's copy (a pending update's) gets the same identity, when it mounts.
+        assert!(
+            s.contains("rauc.slot=A) other=B ;; rauc.slot=B) other=A"),
+            "{s}"
+        );
+        assert!(
+            s.contains("cp /etc/machine-id $mnt/etc/machine-id\n"),
+            "{s}"
+        );
+        assert!(s.ends_with("umount $mnt\nfi\n"), "{s}");
         assert!(s.contains(&format!(
             "echo '{}' > /etc/ssh/ssh_host_ed25519_key.pub",
             a.host_pub
@@ -319,6 +356,7 @@ mod tests {
                             boot_s: 1.0,
                             save_s: 0.5,
                             state_bytes: 1,
+                            setup: None,
                         })
                     })
                     .await

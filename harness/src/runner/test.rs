@@ -226,13 +226,20 @@ async fn body(
     let prepared = futures_join_all(
         all_opts
             .into_iter()
-            .map(|o| from_snapshot(o, job, shared, &notes)),
+            .map(|o| after_setup_or_snapshot(o, job, shared, &notes)),
     )
     .await;
     for n in notes.into_inner().unwrap_or_else(|e| e.into_inner()) {
         let _ = writeln!(log, "{n}");
     }
-    for opts in prepared {
+    // A machine restored from the state after the setup skips it (only tests of one machine
+    // have such a template).
+    let skip = if !prepared.is_empty() && prepared.iter().all(|(_, done)| *done) {
+        job.test.setup
+    } else {
+        0
+    };
+    for (opts, _) in prepared {
         let name = opts.name.clone();
         match Machine::create(opts).await {
             Ok(m) => {
@@ -293,16 +300,29 @@ async fn body(
         wait_timeout: shared.scaled(Duration::from_secs(120)),
         log,
     };
-    for (i, step) in job.test.steps.iter().enumerate() {
+    run_steps(&job.test, skip..job.test.steps.len(), &mut env).await
+}
+
+/// Runs the test's steps `range` (0-based; the setup's come first), each logged with its
+/// number, verb and place; stops at the first that fails.
+async fn run_steps(test: &Test, range: std::ops::Range<usize>, env: &mut StepEnv<'_>) -> Outcome {
+    for (i, step) in test
+        .steps
+        .iter()
+        .enumerate()
+        .take(range.end)
+        .skip(range.start)
+    {
         let t = Instant::now();
         let _ = writeln!(
             env.log,
-            "--- step {} ({} at {})",
+            "--- {}step {} ({} at {})",
+            if i < test.setup { "setup " } else { "" },
             i + 1,
             step.kind.verb(),
             step.loc
         );
-        let r = run_step(step, &mut env).await;
+        let r = run_step(step, env).await;
         let _ = writeln!(env.log, "    ({:.1}s)", t.elapsed().as_secs_f64());
         let place = || format!("step {} ({}, {})", i + 1, step.kind.verb(), step.loc);
         match r {
@@ -369,6 +389,215 @@ pub fn snapshot_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
         }
         .key(),
     )
+}
+
+/// The key of a machine's state after its test's `setup:` steps, or None when that state is
+/// not saved: no setup, `boot: cold`, several machines, or a cluster NIC. It is the machine's
+/// snapshot key and every setup step as loaded (its verb, machine, arguments; not its place),
+/// with the payload of each `update` and the bytes of each file copied in.
+pub fn setup_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
+    let t = &job.test;
+    if t.setup == 0 || t.machines.len() != 1 || t.machines[0].cluster.is_some() {
+        return None;
+    }
+    let plain = snapshot_key(job, machine, accel)?;
+    let mut parts = vec![b"setup".to_vec(), plain.into_bytes()];
+    for step in &t.steps[..t.setup] {
+        parts.push(format!("{:?}", step.kind).into_bytes());
+        match &step.kind {
+            crate::suite::StepKind::Update { to, .. } => {
+                let rel = job.releases.get(to)?;
+                parts.push(rel.sha256.clone().into_bytes());
+                parts.push(rel.payload_sha256.clone().unwrap_or_default().into_bytes());
+            }
+            crate::suite::StepKind::Copy {
+                direction: crate::suite::CopyDirection::In,
+                from,
+                ..
+            } => parts.push(std::fs::read(from).ok()?),
+            _ => {}
+        }
+    }
+    Some(super::snapshot::digest(parts.iter().map(|p| p.as_slice())))
+}
+
+/// The snapshot keys the plan asks for, one per use (`snapshot::Cache::new`): a machine whose
+/// setup state is shared asks for that; its template is made once, from the machine's plain
+/// snapshot, which counts once for it. Any other machine asks for its plain snapshot.
+pub fn planned_keys(jobs: &[Job], accel: &str) -> Vec<String> {
+    let mut setups: std::collections::HashMap<String, usize> = Default::default();
+    for j in jobs {
+        for m in &j.test.machines {
+            if let Some(k) = setup_key(j, &m.name, accel) {
+                *setups.entry(k).or_default() += 1;
+            }
+        }
+    }
+    let mut made = std::collections::HashSet::new();
+    let mut keys = Vec::new();
+    for j in jobs {
+        for m in &j.test.machines {
+            let plain = snapshot_key(j, &m.name, accel);
+            match setup_key(j, &m.name, accel) {
+                Some(k) if setups[&k] >= 2 => {
+                    if made.insert(k.clone()) {
+                        keys.extend(plain);
+                    }
+                    keys.push(k);
+                }
+                _ => keys.extend(plain),
+            }
+        }
+    }
+    keys
+}
+
+/// Points `o` at the saved state after the test's setup when the plan shares one (making it
+/// first if no test made it yet); true then, and the test skips its setup steps. Otherwise,
+/// or if that template failed, as `from_snapshot`, and the setup runs in the test.
+async fn after_setup_or_snapshot(
+    mut o: MachineOpts,
+    job: &Job,
+    shared: &Shared,
+    notes: &std::sync::Mutex<Vec<String>>,
+) -> (MachineOpts, bool) {
+    let note = |s: String| notes.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+    let accel = shared.info.accel.accel.to_string();
+    if let (Some(cache), Some(key)) = (shared.snapshots.as_ref(), setup_key(job, &o.name, &accel)) {
+        if cache.worth(&key) {
+            let template_opts = MachineOpts {
+                restore: None,
+                ..o.clone()
+            };
+            let made = cache
+                .get_or_make(&key, |dir| {
+                    make_setup_template(template_opts, dir, key.clone(), job, shared)
+                })
+                .await;
+            match made {
+                Ok(t) => {
+                    let mut text = format!(
+                        "{}: starts from snapshot {}, saved after the setup ({} step(s), made once in this run by the first test that needed it: {:.1}s to boot and run the setup + {:.1}s save, {} MiB state; logs in snapshots/{}):",
+                        o.name,
+                        t.key,
+                        job.test.setup,
+                        t.boot_s,
+                        t.save_s,
+                        t.state_bytes >> 20,
+                        t.key
+                    );
+                    for l in t.setup.as_deref().unwrap_or("").lines() {
+                        text.push_str("\n    | ");
+                        text.push_str(l);
+                    }
+                    note(text);
+                    o.base_image = t.disk.clone();
+                    o.restore = Some(t.state.clone());
+                    return (o, true);
+                }
+                Err(e) => note(format!(
+                    "{}: no snapshot after the setup ({e}); the test runs its setup itself",
+                    o.name
+                )),
+            }
+        }
+    }
+    (from_snapshot(o, job, shared, notes).await, false)
+}
+
+/// Starts a machine (from its plain snapshot when there is one), runs the test's setup steps on
+/// it with an update server of its own, checks it like a template's first boot, and saves it.
+async fn make_setup_template(
+    mut o: MachineOpts,
+    dir: PathBuf,
+    key: String,
+    job: &Job,
+    shared: &Shared,
+) -> Result<super::snapshot::Template, String> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let name = o.name.clone();
+    let mut servers = BTreeMap::new();
+    if job.test.steps[..job.test.setup]
+        .iter()
+        .any(|s| matches!(s.kind, crate::suite::StepKind::Update { .. }))
+    {
+        let server = crate::update_server::UpdateServer::start()
+            .await
+            .map_err(|e| format!("starting the update server: {e}"))?;
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("aviary"));
+        o.guestfwd = Some(server.guestfwd(&exe));
+        servers.insert(name.clone(), server);
+    } else {
+        o.guestfwd = None;
+    }
+    let notes = std::sync::Mutex::new(Vec::new());
+    let mut o = from_snapshot(o, job, shared, &notes).await;
+    o.dir = dir.clone();
+    let mut log = String::new();
+    for n in notes.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let _ = writeln!(log, "{n}");
+    }
+    let mut machines = BTreeMap::new();
+    let m = Machine::create(o).await.map_err(|e| e.to_string())?;
+    machines.insert(name.clone(), m);
+    // The setup's log and the machine's stay with the run's reports, whatever happens.
+    let give_up = |log: &str, why: String| {
+        let _ = std::fs::write(dir.join("setup.log"), log);
+        super::snapshot::keep_logs(&dir, &shared.info.dir, &key);
+        why
+    };
+    let m = machines.get_mut(&name).expect("inserted");
+    if let Err(e) = m.boot().await {
+        m.shutdown().await;
+        return Err(give_up(&log, e.to_string()));
+    }
+    let outcome = {
+        let mut env = StepEnv {
+            machines: &mut machines,
+            images: &job.images,
+            releases: &job.releases,
+            servers: &servers,
+            manifest: &shared.manifest,
+            test_dir: &dir,
+            run_timeout: shared.scaled(Duration::from_secs(60)),
+            wait_timeout: shared.scaled(Duration::from_secs(120)),
+            log: &mut log,
+        };
+        run_steps(&job.test, 0..job.test.setup, &mut env).await
+    };
+    let m = machines.get_mut(&name).expect("inserted");
+    let findings = post_checks(Checks::default(), &name, m, shared).await;
+    let why = match outcome {
+        Outcome::Passed if findings.is_empty() => None,
+        Outcome::Passed => Some(format!(
+            "after the setup, the checks found: {}",
+            findings.join("; ")
+        )),
+        Outcome::Failed { message, .. } | Outcome::Error { message, .. } => {
+            Some(format!("the setup failed: {message}"))
+        }
+    };
+    if let Some(why) = why {
+        m.shutdown().await;
+        return Err(give_up(&log, why));
+    }
+    let boot_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let state = dir.join("state");
+    let saved = m.save_state(&state).await;
+    let _ = std::fs::write(dir.join("setup.log"), &log);
+    super::snapshot::keep_logs(&dir, &shared.info.dir, &key);
+    let state_bytes = saved.map_err(|e| e.to_string())?;
+    Ok(super::snapshot::Template {
+        key,
+        disk: m.overlay().to_path_buf(),
+        state,
+        boot_s,
+        save_s: t1.elapsed().as_secs_f64(),
+        state_bytes,
+        setup: Some(log),
+    })
 }
 
 /// Points `o` at the snapshot of its image and config when the test allows one; makes the
@@ -469,6 +698,7 @@ async fn make_template(
         boot_s,
         save_s: t1.elapsed().as_secs_f64(),
         state_bytes,
+        setup: None,
     })
 }
 
@@ -548,4 +778,129 @@ async fn post_checks(c: Checks, name: &str, m: &mut Machine, shared: &Shared) ->
         );
     }
     findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(name: &str, sha: &str) -> crate::images::ResolvedImage {
+        crate::images::ResolvedImage {
+            name: name.into(),
+            channel: Some(name.into()),
+            version: "1".into(),
+            kernel_release: "6.1".into(),
+            kernel_version: "6.1".into(),
+            disk: PathBuf::from(format!("/images/{name}.qcow2")),
+            sha256: sha.into(),
+            vmlinuz: None,
+            fw_cfg_name: "opt/com.coreos/config".into(),
+            payload: Some(PathBuf::from(format!("/images/{name}.raucb"))),
+            payload_sha256: Some(format!("payload-{sha}")),
+            payload_size: Some(1),
+        }
+    }
+
+    /// The jobs of a suite, every machine on `stable`, updates offering `beta` (digest `beta`).
+    fn jobs(tests: &str, dir: &std::path::Path) -> Vec<Job> {
+        let text = format!("suite: s\ntests:\n{tests}");
+        let ctx = crate::suite::LoadContext {
+            channels: vec!["stable".into(), "beta".into()],
+        };
+        let s = crate::suite::load_str(std::path::Path::new("s.yaml"), &text, &ctx).unwrap();
+        let ign = dir.join("config.ign");
+        std::fs::write(&ign, "{}").unwrap();
+        s.tests
+            .into_iter()
+            .map(|t| Job {
+                images: t
+                    .machines
+                    .iter()
+                    .map(|m| (m.name.clone(), image("stable", "s1")))
+                    .collect(),
+                ignition: t
+                    .machines
+                    .iter()
+                    .map(|m| (m.name.clone(), ign.clone()))
+                    .collect(),
+                releases: [("beta".to_string(), image("beta", "b1"))].into(),
+                dir: dir.to_path_buf(),
+                attempt: 0,
+                excerpt: String::new(),
+                test: t,
+            })
+            .collect()
+    }
+
+    const ONE: &str = "    machines: { node: { image: stable } }\n";
+
+    fn t(name: &str, setup: &str, extra: &str) -> String {
+        format!("  - name: {name}\n{ONE}{extra}{setup}    steps:\n      - reboot: node\n")
+    }
+
+    const UPDATE: &str = "    setup:\n      - update: { on: node, to: beta }\n";
+
+    #[test]
+    fn the_setup_key_is_the_machine_and_its_setup_steps() {
+        let d = tempfile::tempdir().unwrap();
+        let other_run = "    setup:\n      - run: { on: node, cmd: \"true\" }\n";
+        let js = jobs(
+            &[
+                t("a", UPDATE, ""),
+                t("b", UPDATE, ""),
+                t("c", other_run, ""),
+                t("d", "", ""),
+                t("e", UPDATE, "    boot: cold\n"),
+            ]
+            .concat(),
+            d.path(),
+        );
+        let k = |i: usize| setup_key(&js[i], "node", "tcg");
+        assert!(k(0).is_some());
+        // The same setup in two tests, at other lines: one key.
+        assert_eq!(k(0), k(1));
+        assert_ne!(k(0), k(2));
+        assert_ne!(k(0), snapshot_key(&js[0], "node", "tcg"));
+        // No setup, or a cold boot: no saved setup state.
+        assert_eq!(k(3), None);
+        assert_eq!(k(4), None);
+        assert_ne!(k(0), setup_key(&js[0], "node", "kvm"));
+        // Another build of the release the update offers: another key.
+        let mut other = jobs(&t("a", UPDATE, ""), d.path());
+        other[0].releases.get_mut("beta").unwrap().payload_sha256 = Some("other".into());
+        assert_ne!(setup_key(&other[0], "node", "tcg"), k(0));
+        // A test of several machines runs its setup itself.
+        let two = jobs(
+            "  - name: two\n    machines: { a: { image: stable }, b: { image: stable } }\n    setup:\n      - run: { on: a, cmd: \"true\" }\n    steps:\n      - reboot: a\n",
+            d.path(),
+        );
+        assert_eq!(setup_key(&two[0], "a", "tcg"), None);
+    }
+
+    #[test]
+    fn a_shared_setup_is_planned_once_on_the_plain_snapshot() {
+        let d = tempfile::tempdir().unwrap();
+        let run_once = "    setup:\n      - run: { on: node, cmd: \"true\" }\n";
+        let js = jobs(
+            &[
+                t("a", UPDATE, ""),
+                t("b", UPDATE, ""),
+                t("c", UPDATE, ""),
+                t("once", run_once, ""),
+            ]
+            .concat(),
+            d.path(),
+        );
+        let keys = planned_keys(&js, "tcg");
+        let plain = snapshot_key(&js[0], "node", "tcg").unwrap();
+        let shared = setup_key(&js[0], "node", "tcg").unwrap();
+        let n = |k: &str| keys.iter().filter(|x| *x == k).count();
+        assert_eq!(n(&shared), 3);
+        // Once for the shared setup's template, once for the test whose setup nobody shares.
+        assert_eq!(n(&plain), 2);
+        assert_eq!(keys.len(), 5);
+        let cache = super::super::snapshot::Cache::new(d.path().join("snap"), keys);
+        assert!(cache.worth(&shared) && cache.worth(&plain));
+        assert_eq!(cache.templates_planned(), 2);
+    }
 }

@@ -446,6 +446,23 @@ impl Validator<'_> {
             );
         }
         let mut steps = Vec::new();
+        let mut setup = 0;
+        if let Some(list) = &t.setup {
+            if list.value.is_empty() {
+                self.err(
+                    list,
+                    format!("{field}.setup"),
+                    "an empty setup; leave `setup:` out or give it steps",
+                );
+            }
+            for (j, s) in list.value.iter().enumerate() {
+                let sfield = format!("{field}.setup[{j}]");
+                if let Some(step) = self.step(s, &sfield, &declared) {
+                    steps.push(step);
+                }
+            }
+            setup = steps.len();
+        }
         for (j, s) in t.steps.value.iter().enumerate() {
             let sfield = format!("{field}.steps[{j}]");
             if let Some(step) = self.step(s, &sfield, &declared) {
@@ -461,6 +478,7 @@ impl Validator<'_> {
             timeout,
             checks,
             boot,
+            setup,
             steps,
         }
     }

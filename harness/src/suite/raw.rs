@@ -50,6 +50,10 @@ pub struct TestDef {
     /// they can; `cold`: every machine boots from its disk (first-boot provisioning checks).
     #[serde(default)]
     pub boot: Option<S<String>>,
+    /// Steps that bring the machine to the state the test starts from. Tests of one machine
+    /// with the same machine and the same setup share it: it runs once and is saved.
+    #[serde(default)]
+    pub setup: Option<S<Vec<S<StepDef>>>>,
     pub steps: S<Vec<S<StepDef>>>,
 }
 

@@ -384,3 +384,33 @@ fn a_from_host_that_is_not_a_regular_file_is_refused_unread() {
         "{e}"
     );
 }
+
+#[test]
+fn setup_steps_come_first_and_are_counted() {
+    let s = load(
+        "suite: s\ntests:\n  - name: t\n    machines: { node: { image: stable } }\n    setup:\n      - update: { on: node, to: beta }\n      - run: { on: node, cmd: \"true\" }\n    steps:\n      - reboot: node\n",
+    )
+    .unwrap();
+    let t = &s.tests[0];
+    assert_eq!(t.setup, 2);
+    assert_eq!(t.steps.len(), 3);
+    assert!(matches!(t.steps[0].kind, StepKind::Update { ref to, .. } if to == "beta"));
+    assert_eq!(t.steps[0].loc.line, 6);
+    assert!(matches!(t.steps[2].kind, StepKind::Reboot { .. }));
+    // No setup: nothing counted.
+    assert_eq!(load(GOOD).unwrap().tests[0].setup, 0);
+}
+
+#[test]
+fn a_bad_setup_step_names_its_field_and_an_empty_setup_is_refused() {
+    let e = one_error(
+        "suite: s\ntests:\n  - name: t\n    machines: { node: { image: stable } }\n    setup:\n      - reboot: other\n    steps:\n      - reboot: node\n",
+    );
+    assert_eq!(e.field, "tests[0].setup[0].reboot");
+    assert_eq!(e.loc.line, 6, "{e:?}");
+    let e = one_error(
+        "suite: s\ntests:\n  - name: t\n    machines: { node: { image: stable } }\n    setup: []\n    steps:\n      - reboot: node\n",
+    );
+    assert_eq!(e.field, "tests[0].setup");
+    assert!(e.message.contains("empty setup"), "{e:?}");
+}
