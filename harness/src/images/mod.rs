@@ -353,7 +353,7 @@ impl Images {
                     Some((_, rec)) => rec,
                     None => self.build(ch, false)?,
                 };
-                let seen = cache::sha256_file(&disk)
+                let seen = cache::sha256_file_remembered(&disk)
                     .with_context(|| format!("reading {}", disk.display()))?;
                 if seen != rec.sha256 {
                     bail!(
@@ -367,7 +367,7 @@ impl Images {
                 let payload = dir.join("payload.raucb");
                 let payload = payload.is_file().then_some(payload);
                 if let (Some(p), Some(want)) = (&payload, &rec.payload_sha256) {
-                    let seen = cache::sha256_file(p)?;
+                    let seen = cache::sha256_file_remembered(p)?;
                     if &seen != want {
                         bail!(
                             "update payload {} does not match its recorded digest (expected sha256 {want}, found {seen}); refusing to use it",
