@@ -8,7 +8,8 @@
 #      upgrade-rollback) at -j 1 and at -j auto, wall time each (-j auto about 13 min, -j 1 30-60 min here)
 # and says which targets it did not measure. Prints the ratios, writes reports/bench.json.
 #   [BENCH_KEEP=1] benches/bench.sh [--suites[=JOBS]] [ROUNDS]
-# ROUNDS of item 1, default 3; ~8 min without --suites. --suites runs the mission suites at
+# ROUNDS of item 1, default 3 (a TCG boot varies by a second or more from round to round: 5
+# rounds hold the 5 % target better than 2); ~8 min without --suites. --suites runs the mission suites at
 # -j 1 and at -j auto; --suites=auto (or =1) runs only that one (-j auto about 13 min here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
