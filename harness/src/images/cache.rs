@@ -58,6 +58,11 @@ fn stamp(path: &Path) -> std::io::Result<(String, std::time::SystemTime)> {
 /// changed less than 2 s before it is hashed is not remembered (a write in the same clock tick
 /// could leave the stamp alike); nor is anything when its folder is read-only.
 pub fn sha256_file_remembered(path: &Path) -> std::io::Result<String> {
+    remembered_at(path, std::time::SystemTime::now())
+}
+
+/// `sha256_file_remembered`, with `now` the time the file's age is measured against.
+fn remembered_at(path: &Path, now: std::time::SystemTime) -> std::io::Result<String> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -72,7 +77,7 @@ pub fn sha256_file_remembered(path: &Path) -> std::io::Result<String> {
         }
     }
     let digest = sha256_file(path)?;
-    let settled = std::time::SystemTime::now()
+    let settled = now
         .duration_since(ctime)
         .is_ok_and(|age| age >= std::time::Duration::from_secs(2));
     if settled && stamp(path)?.0 == before {
@@ -214,6 +219,8 @@ mod tests {
         std::fs::write(&memo, format!("{stamp_now} {}\n", "0".repeat(64))).unwrap();
         assert_eq!(sha256_file_remembered(&p).unwrap(), "0".repeat(64));
         // A write (same size, even with the old mtime put back) moves ctime: hashed again.
+        // Not a wait: the kernel's file clock ticks every few ms, and two writes in one tick
+        // would share a ctime (the case the 2 s rule above keeps out of the memo).
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(&p, b"abd").unwrap();
         std::fs::File::options()
@@ -230,9 +237,10 @@ mod tests {
         std::fs::remove_file(&memo).unwrap();
         let settled = d.path().join("payload.raucb");
         std::fs::write(&settled, b"xyz").unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(2100));
+        // Hashed 2.1 s after its last change (the clock passed in, not slept).
+        let later = std::time::SystemTime::now() + std::time::Duration::from_millis(2100);
         assert_eq!(
-            sha256_file_remembered(&settled).unwrap(),
+            remembered_at(&settled, later).unwrap(),
             sha256_bytes(b"xyz")
         );
         let text = std::fs::read_to_string(d.path().join(".payload.raucb.sha256")).unwrap();

@@ -136,25 +136,16 @@ async fn body(
     log: &mut String,
 ) -> Outcome {
     // Machines that take updates get their own update server, reached through guestfwd.
-    let mut servers = BTreeMap::new();
-    for step in &job.test.steps {
-        if let crate::suite::StepKind::Update { on, .. } = &step.kind {
-            if !servers.contains_key(on) {
-                match crate::update_server::UpdateServer::start().await {
-                    Ok(s) => {
-                        servers.insert(on.clone(), s);
-                    }
-                    Err(e) => {
-                        return Outcome::Error {
-                            message: format!("starting the update server: {e}"),
-                            detail: e.to_string(),
-                        }
-                    }
-                }
+    let servers = match update_servers(&job.test.steps).await {
+        Ok(s) => s,
+        Err(e) => {
+            return Outcome::Error {
+                message: e.clone(),
+                detail: e,
             }
         }
-    }
-    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("aviary"));
+    };
+    let exe = aviary_exe();
     // A test with several machines gets its own private L2 segment (Aviary's switch on unix
     // datagram sockets); it lives as long as this test's machines.
     let members: Vec<String> = job
@@ -289,23 +280,42 @@ async fn body(
             );
         }
     }
+    run_steps(
+        job,
+        skip..job.test.steps.len(),
+        machines,
+        &servers,
+        shared,
+        &job.dir,
+        log,
+    )
+    .await
+}
+
+/// Runs the job's steps `range` (0-based; the setup's come first) on `machines`, with artifacts
+/// in `dir`, each logged with its number, verb and place; stops at the first that fails.
+async fn run_steps(
+    job: &Job,
+    range: std::ops::Range<usize>,
+    machines: &mut BTreeMap<String, Machine>,
+    servers: &BTreeMap<String, crate::update_server::UpdateServer>,
+    shared: &Shared,
+    dir: &std::path::Path,
+    log: &mut String,
+) -> Outcome {
+    let test = &job.test;
     let mut env = StepEnv {
         machines,
         images: &job.images,
         releases: &job.releases,
-        servers: &servers,
+        servers,
         manifest: &shared.manifest,
-        test_dir: &job.dir,
+        test_dir: dir,
         run_timeout: shared.scaled(Duration::from_secs(60)),
         wait_timeout: shared.scaled(Duration::from_secs(120)),
         log,
     };
-    run_steps(&job.test, skip..job.test.steps.len(), &mut env).await
-}
-
-/// Runs the test's steps `range` (0-based; the setup's come first), each logged with its
-/// number, verb and place; stops at the first that fails.
-async fn run_steps(test: &Test, range: std::ops::Range<usize>, env: &mut StepEnv<'_>) -> Outcome {
+    let env = &mut env;
     for (i, step) in test
         .steps
         .iter()
@@ -342,6 +352,29 @@ async fn run_steps(test: &Test, range: std::ops::Range<usize>, env: &mut StepEnv
         }
     }
     Outcome::Passed
+}
+
+/// An update server for each machine that `steps` update.
+async fn update_servers(
+    steps: &[crate::suite::Step],
+) -> Result<BTreeMap<String, crate::update_server::UpdateServer>, String> {
+    let mut servers = BTreeMap::new();
+    for step in steps {
+        if let crate::suite::StepKind::Update { on, .. } = &step.kind {
+            if !servers.contains_key(on) {
+                let s = crate::update_server::UpdateServer::start()
+                    .await
+                    .map_err(|e| format!("starting the update server: {e}"))?;
+                servers.insert(on.clone(), s);
+            }
+        }
+    }
+    Ok(servers)
+}
+
+/// This program, which the update server's guestfwd runs.
+fn aviary_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("aviary"))
 }
 
 fn first_line(s: &str) -> String {
@@ -425,28 +458,32 @@ pub fn setup_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
 /// setup state is shared asks for that; its template is made once, from the machine's plain
 /// snapshot, which counts once for it. Any other machine asks for its plain snapshot.
 pub fn planned_keys(jobs: &[Job], accel: &str) -> Vec<String> {
-    let mut setups: std::collections::HashMap<String, usize> = Default::default();
-    for j in jobs {
-        for m in &j.test.machines {
-            if let Some(k) = setup_key(j, &m.name, accel) {
-                *setups.entry(k).or_default() += 1;
-            }
-        }
+    let machines: Vec<(Option<String>, Option<String>)> = jobs
+        .iter()
+        .flat_map(|j| {
+            j.test.machines.iter().map(move |m| {
+                (
+                    snapshot_key(j, &m.name, accel),
+                    setup_key(j, &m.name, accel),
+                )
+            })
+        })
+        .collect();
+    let mut setups: std::collections::HashMap<&str, usize> = Default::default();
+    for k in machines.iter().filter_map(|(_, s)| s.as_deref()) {
+        *setups.entry(k).or_default() += 1;
     }
     let mut made = std::collections::HashSet::new();
     let mut keys = Vec::new();
-    for j in jobs {
-        for m in &j.test.machines {
-            let plain = snapshot_key(j, &m.name, accel);
-            match setup_key(j, &m.name, accel) {
-                Some(k) if setups[&k] >= 2 => {
-                    if made.insert(k.clone()) {
-                        keys.extend(plain);
-                    }
-                    keys.push(k);
+    for (plain, setup) in &machines {
+        match setup {
+            Some(k) if setups[k.as_str()] >= 2 => {
+                if made.insert(k) {
+                    keys.extend(plain.clone());
                 }
-                _ => keys.extend(plain),
+                keys.push(k.clone());
             }
+            _ => keys.extend(plain.clone()),
         }
     }
     keys
@@ -505,8 +542,8 @@ async fn after_setup_or_snapshot(
     (from_snapshot(o, job, shared, notes).await, false)
 }
 
-/// Starts a machine (from its plain snapshot when there is one), runs the test's setup steps on
-/// it with an update server of its own, checks it like a template's first boot, and saves it.
+/// Starts a machine (from its plain snapshot when there is one) with an update server of its
+/// own, and makes the template after the test's setup steps (`make_template`).
 async fn make_setup_template(
     mut o: MachineOpts,
     dir: PathBuf,
@@ -514,90 +551,21 @@ async fn make_setup_template(
     job: &Job,
     shared: &Shared,
 ) -> Result<super::snapshot::Template, String> {
-    let t0 = Instant::now();
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let name = o.name.clone();
-    let mut servers = BTreeMap::new();
-    if job.test.steps[..job.test.setup]
-        .iter()
-        .any(|s| matches!(s.kind, crate::suite::StepKind::Update { .. }))
-    {
-        let server = crate::update_server::UpdateServer::start()
-            .await
-            .map_err(|e| format!("starting the update server: {e}"))?;
-        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("aviary"));
-        o.guestfwd = Some(server.guestfwd(&exe));
-        servers.insert(name.clone(), server);
-    } else {
-        o.guestfwd = None;
-    }
+    let servers = update_servers(&job.test.steps[..job.test.setup]).await?;
+    o.guestfwd = servers.get(&o.name).map(|s| s.guestfwd(&aviary_exe()));
     let notes = std::sync::Mutex::new(Vec::new());
-    let mut o = from_snapshot(o, job, shared, &notes).await;
-    o.dir = dir.clone();
+    let o = from_snapshot(o, job, shared, &notes).await;
     let mut log = String::new();
     for n in notes.into_inner().unwrap_or_else(|e| e.into_inner()) {
         let _ = writeln!(log, "{n}");
     }
-    let mut machines = BTreeMap::new();
-    let m = Machine::create(o).await.map_err(|e| e.to_string())?;
-    machines.insert(name.clone(), m);
-    // The setup's log and the machine's stay with the run's reports, whatever happens.
-    let give_up = |log: &str, why: String| {
-        let _ = std::fs::write(dir.join("setup.log"), log);
-        super::snapshot::keep_logs(&dir, &shared.info.dir, &key);
-        why
+    let setup = Setup {
+        job,
+        servers: &servers,
+        log,
     };
-    let m = machines.get_mut(&name).expect("inserted");
-    if let Err(e) = m.boot().await {
-        m.shutdown().await;
-        return Err(give_up(&log, e.to_string()));
-    }
-    let outcome = {
-        let mut env = StepEnv {
-            machines: &mut machines,
-            images: &job.images,
-            releases: &job.releases,
-            servers: &servers,
-            manifest: &shared.manifest,
-            test_dir: &dir,
-            run_timeout: shared.scaled(Duration::from_secs(60)),
-            wait_timeout: shared.scaled(Duration::from_secs(120)),
-            log: &mut log,
-        };
-        run_steps(&job.test, 0..job.test.setup, &mut env).await
-    };
-    let m = machines.get_mut(&name).expect("inserted");
-    let findings = post_checks(Checks::default(), &name, m, shared).await;
-    let why = match outcome {
-        Outcome::Passed if findings.is_empty() => None,
-        Outcome::Passed => Some(format!(
-            "after the setup, the checks found: {}",
-            findings.join("; ")
-        )),
-        Outcome::Failed { message, .. } | Outcome::Error { message, .. } => {
-            Some(format!("the setup failed: {message}"))
-        }
-    };
-    if let Some(why) = why {
-        m.shutdown().await;
-        return Err(give_up(&log, why));
-    }
-    let boot_s = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
-    let state = dir.join("state");
-    let saved = m.save_state(&state).await;
-    let _ = std::fs::write(dir.join("setup.log"), &log);
-    super::snapshot::keep_logs(&dir, &shared.info.dir, &key);
-    let state_bytes = saved.map_err(|e| e.to_string())?;
-    Ok(super::snapshot::Template {
-        key,
-        disk: m.overlay().to_path_buf(),
-        state,
-        boot_s,
-        save_s: t1.elapsed().as_secs_f64(),
-        state_bytes,
-        setup: Some(log),
-    })
+    make_template(o, dir, key, shared, Some(setup)).await
 }
 
 /// Points `o` at the snapshot of its image and config when the test allows one; makes the
@@ -637,7 +605,7 @@ async fn from_snapshot(
     };
     let made = cache
         .get_or_make(&key, |dir| {
-            make_template(template_opts, dir, key.clone(), shared)
+            make_template(template_opts, dir, key.clone(), shared, None)
         })
         .await;
     match made {
@@ -659,46 +627,86 @@ async fn from_snapshot(
     o
 }
 
-/// Boots a machine cold in `dir`, checks it like a test's machine (console, journal, failed
-/// units, whatever the test asks), and saves it.
+/// The steps a template runs after its boot: a test's setup, on servers of its own.
+struct Setup<'a> {
+    job: &'a Job,
+    servers: &'a BTreeMap<String, crate::update_server::UpdateServer>,
+    /// The log so far (how the machine starts); the setup's steps are added to it.
+    log: String,
+}
+
+/// Boots a machine in `dir` (cold, or restored as `o` says), runs the `setup` steps if any,
+/// checks it like a test's machine (console, journal, failed units), and saves it. Its logs
+/// (and the setup's, as setup.log) go to the run's snapshots/KEY/ whatever happens.
 async fn make_template(
     mut o: MachineOpts,
     dir: PathBuf,
     key: String,
     shared: &Shared,
+    mut setup: Option<Setup<'_>>,
 ) -> Result<super::snapshot::Template, String> {
     o.dir = dir.clone();
     let name = o.name.clone();
     let t0 = Instant::now();
-    let mut m = Machine::create(o).await.map_err(|e| e.to_string())?;
-    if let Err(e) = m.boot().await {
-        m.shutdown().await;
-        super::snapshot::keep_logs(&dir, &shared.info.dir, &key);
-        return Err(e.to_string());
+    let mut machines = BTreeMap::new();
+    machines.insert(
+        name.clone(),
+        Machine::create(o).await.map_err(|e| e.to_string())?,
+    );
+    let mut ready_s = 0.0;
+    let made: Result<(), String> = async {
+        let m = machines.get_mut(&name).expect("inserted");
+        m.boot().await.map_err(|e| e.to_string())?;
+        if let Some(Setup { job, servers, log }) = setup.as_mut() {
+            let setup = 0..job.test.setup;
+            match run_steps(job, setup, &mut machines, servers, shared, &dir, log).await {
+                Outcome::Passed => {}
+                Outcome::Failed { message, .. } | Outcome::Error { message, .. } => {
+                    return Err(format!("the setup failed: {message}"))
+                }
+            }
+        }
+        ready_s = t0.elapsed().as_secs_f64();
+        let m = machines.get_mut(&name).expect("inserted");
+        let findings = post_checks(Checks::default(), &name, m, shared).await;
+        if findings.is_empty() {
+            Ok(())
+        } else if setup.is_some() {
+            Err(format!(
+                "after the setup, the checks found: {}",
+                findings.join("; ")
+            ))
+        } else {
+            Err(format!(
+                "its first boot did not pass the checks: {}",
+                findings.join("; ")
+            ))
+        }
     }
-    let boot_s = t0.elapsed().as_secs_f64();
-    let findings = post_checks(Checks::default(), &name, &mut m, shared).await;
-    if !findings.is_empty() {
-        m.shutdown().await;
-        super::snapshot::keep_logs(&dir, &shared.info.dir, &key);
-        return Err(format!(
-            "its first boot did not pass the checks: {}",
-            findings.join("; ")
-        ));
-    }
+    .await;
+    let m = machines.get_mut(&name).expect("inserted");
     let t1 = Instant::now();
     let state = dir.join("state");
-    let saved = m.save_state(&state).await;
+    let saved = match made {
+        Ok(()) => m.save_state(&state).await.map_err(|e| e.to_string()),
+        Err(why) => {
+            m.shutdown().await;
+            Err(why)
+        }
+    };
+    if let Some(s) = &setup {
+        let _ = std::fs::write(dir.join("setup.log"), &s.log);
+    }
     super::snapshot::keep_logs(&dir, &shared.info.dir, &key);
-    let state_bytes = saved.map_err(|e| e.to_string())?;
+    let state_bytes = saved?;
     Ok(super::snapshot::Template {
         key,
         disk: m.overlay().to_path_buf(),
         state,
-        boot_s,
+        boot_s: ready_s,
         save_s: t1.elapsed().as_secs_f64(),
         state_bytes,
-        setup: None,
+        setup: setup.map(|s| s.log),
     })
 }
 
