@@ -4,7 +4,7 @@
 
 use aviary::images::ResolvedImage;
 use aviary::machine::accel::{Accel, AccelDecision};
-use aviary::runner::result::{Outcome, RunInfo, TestResult};
+use aviary::runner::result::{MachineReport, Outcome, RunInfo, TestResult};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -39,6 +39,7 @@ fn run_folder(ws: &Path, run_id: &str, outcome: Outcome) -> PathBuf {
     std::fs::create_dir_all(dir.join("provisioning/users/node")).unwrap();
     std::fs::write(dir.join("provisioning/users/node/console.log"), "boot\n").unwrap();
     let info = RunInfo {
+        evidence: aviary::runner::result::EVIDENCE_FORMAT,
         run_id: run_id.into(),
         started: "2026-12-02T10:00:00Z".into(),
         dir: dir.clone(),
@@ -77,10 +78,20 @@ fn run_folder(ws: &Path, run_id: &str, outcome: Outcome) -> PathBuf {
         outcome,
         duration: Duration::from_secs(3),
         artifacts: dir.join("provisioning/users"),
-        machines: vec![],
+        machines: vec![MachineReport {
+            name: "node".into(),
+            image: "beta".into(),
+            version: "1001.0.0".into(),
+            sha256: DIGEST.into(),
+            boots: vec![],
+            first_command_s: None,
+            first_command_at_ms: None,
+            ssh: None,
+        }],
         log: String::new(),
         reruns: vec![],
         flaky: false,
+        updates: vec![],
     };
     let summary =
         serde_json::json!({"run": info, "finished": true, "interrupted": null, "tests": [t]});

@@ -182,7 +182,7 @@ const TRANSITION: &str = "transitions:\n  - from: beta\n    to: stable\n";
 fn bad_input_table_policy_unknown_field() {
     assert_eq!(
         policy(&format!("{TRANSITION}    flake_budjet: 1\n")),
-        "error: images/promotion.yaml:4:5: unknown field `flake_budjet`, expected one of from, to, required_suites, required_tests, min_runs, min_soak, flake_budget, expiry_warning, known_issues\n  hint: images/promotion.yaml documents the keys a transition takes"
+        "error: images/promotion.yaml:4:5: unknown field `flake_budjet`, expected one of from, to, required_suites, required_tests, min_runs, min_soak, flake_budget, expiry_warning, known_issues, evidence\n  hint: images/promotion.yaml documents the keys a transition takes"
     );
 }
 
@@ -199,6 +199,14 @@ fn bad_input_table_policy_expiry_not_a_date() {
     assert_eq!(
         policy(&format!("{TRANSITION}    known_issues:\n      - {{ tests: \"a::*\", tracker: \"https://t/1\", reason: r, expires: 2027-02-30 }}\n")),
         "error: images/promotion.yaml:5:70: transitions[0].known_issues[0].expires: `2027-02-30` is not a calendar date"
+    );
+}
+
+#[test]
+fn bad_input_table_policy_unknown_evidence_mode() {
+    assert_eq!(
+        policy(&format!("{TRANSITION}    evidence:\n      suites: {{ canary: updated }}\n")),
+        "error: images/promotion.yaml:5:25: transitions[0].evidence.suites.canary: unknown evidence mode `updated`; expected one of auto, boot, update, boot-or-update, offer"
     );
 }
 

@@ -495,6 +495,7 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
         tracing::info!(schedule = %budget.describe(), "scheduler");
         let shared = Arc::new(Shared {
             info: RunInfo {
+                evidence: crate::runner::result::EVIDENCE_FORMAT,
                 run_id: run_id.clone(),
                 started,
                 dir: run_dir.clone(),

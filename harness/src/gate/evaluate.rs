@@ -1,5 +1,6 @@
 //! The gate's rules, as a pure function of the policy, the release and what the reports say.
 
+use super::exercise::Exercise;
 use super::policy::Transition;
 use super::verdict::{Decision, Reason, RunRef, Status, Verdict};
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +31,8 @@ pub struct TestEvidence {
     pub message: String,
     /// Passed after failing on a retry.
     pub flaky: bool,
+    /// The images its machines booted and its update steps (of the last attempt).
+    pub exercise: Exercise,
 }
 
 impl TestEvidence {
@@ -61,9 +64,13 @@ pub fn evaluate(
     let mut reasons = Vec::new();
     runs_complete(runs, &mut reasons);
     failures(t, runs, now, &mut reasons);
-    let required = required_suites(t, runs, catalog, &mut reasons);
-    required_tests(t, runs, &mut reasons);
-    min_runs(t, runs, &required, &mut reasons);
+    let passed = passes(t, release, runs);
+    let required = required_suites(t, runs, &passed, catalog, &mut reasons);
+    required_tests(t, runs, &passed, &mut reasons);
+    let mut all_required = required.clone();
+    all_required.extend(t.required_tests.iter().cloned());
+    bound_to_release(t, release, runs, &passed, &all_required, &mut reasons);
+    min_runs(t, runs, &passed, &required, &mut reasons);
     soak(t, release, now, &mut reasons);
     flakes(t, runs, &mut reasons);
     known_issue_dates(t, now, &mut reasons);
@@ -179,25 +186,100 @@ fn failures(t: &Transition, runs: &[RunEvidence], now: i64, out: &mut Vec<Reason
     }
 }
 
-/// Ids of tests that passed, per run.
-fn passes(runs: &[RunEvidence]) -> BTreeMap<String, BTreeSet<String>> {
+/// Ids of tests that passed exercising the release as the policy asks, and the runs they
+/// passed in.
+fn passes(
+    t: &Transition,
+    release: &Release,
+    runs: &[RunEvidence],
+) -> BTreeMap<String, BTreeSet<String>> {
     let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in runs {
-        for e in r.tests.iter().filter(|e| e.status == TestStatus::Passed) {
+        for e in r.tests.iter().filter(|e| counts(t, release, e)) {
             m.entry(e.id()).or_default().insert(r.run_id.clone());
         }
     }
     m
 }
 
+/// Whether test `id` passed in any run, whatever it ran on.
+fn passed_at_all(runs: &[RunEvidence], id: &str) -> bool {
+    runs.iter()
+        .flat_map(|r| r.tests.iter())
+        .any(|e| e.id() == id && e.status == TestStatus::Passed)
+}
+
+/// A passing result that exercised the release the way the policy asks for its test.
+fn counts(t: &Transition, release: &Release, e: &TestEvidence) -> bool {
+    e.status == TestStatus::Passed
+        && e.exercise
+            .satisfies(t.evidence.mode_for(&e.suite, &e.name), &release.digest)
+}
+
+/// Holds the release for every required test that passed, but only on other releases (or
+/// without the update the policy asks for), naming the test and what it ran on.
+fn bound_to_release(
+    t: &Transition,
+    release: &Release,
+    runs: &[RunEvidence],
+    passed: &BTreeMap<String, BTreeSet<String>>,
+    required: &BTreeSet<String>,
+    out: &mut Vec<Reason>,
+) {
+    let what = format!("{} {}", t.from, release.version);
+    let mut elsewhere = 0;
+    for id in required.iter().filter(|id| !passed.contains_key(*id)) {
+        let seen: Vec<(&RunEvidence, &TestEvidence)> = runs
+            .iter()
+            .flat_map(|r| r.tests.iter().map(move |e| (r, e)))
+            .filter(|(_, e)| &e.id() == id && e.status == TestStatus::Passed)
+            .collect();
+        let Some((_, first)) = seen.first() else {
+            continue;
+        };
+        elsewhere += 1;
+        let mode = t
+            .evidence
+            .mode_for(&first.suite, &first.name)
+            .resolve(&first.exercise);
+        let ran: Vec<String> = seen
+            .iter()
+            .map(|(r, e)| format!("in run {}: {}", r.run_id, e.exercise.describe()))
+            .collect();
+        out.push(reason(
+            "evidence",
+            Status::Fail,
+            format!(
+                "{id} passed only without exercising {what} (sha256 {}): {}; the policy counts it with {} (evidence: {mode})",
+                super::exercise::short(&release.digest),
+                ran.join("; "),
+                mode.needs(&what)
+            ),
+            vec![id.clone()],
+        ));
+    }
+    if elsewhere == 0 {
+        let bound = required.iter().filter(|id| passed.contains_key(*id)).count();
+        out.push(reason(
+            "evidence",
+            Status::Pass,
+            format!(
+                "{bound} of {} required test(s) passed exercising {what}; none passed only on other releases",
+                required.len()
+            ),
+            Vec::new(),
+        ));
+    }
+}
+
 /// Checks each required suite; returns the test ids they require.
 fn required_suites(
     t: &Transition,
     runs: &[RunEvidence],
+    passed: &BTreeMap<String, BTreeSet<String>>,
     catalog: &BTreeMap<String, Vec<String>>,
     out: &mut Vec<Reason>,
 ) -> BTreeSet<String> {
-    let passed = passes(runs);
     let mut required = BTreeSet::new();
     for suite in &t.required_suites {
         let reported: BTreeSet<String> = runs
@@ -220,6 +302,10 @@ fn required_suites(
             .iter()
             .filter(|id| !reported.contains(*id))
             .collect();
+        let elsewhere = missing
+            .iter()
+            .filter(|id| passed_at_all(runs, id))
+            .count();
         if declared.is_empty() {
             out.push(reason(
                 "required-suites",
@@ -238,18 +324,27 @@ fn required_suites(
                 Vec::new(),
             ));
         } else {
-            let detail = if never_run.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " ({} never ran: {})",
+            let mut notes = Vec::new();
+            if elsewhere > 0 {
+                notes.push(format!(
+                    "{elsewhere} passed only without exercising the release (see evidence)"
+                ));
+            }
+            if !never_run.is_empty() {
+                notes.push(format!(
+                    "{} never ran: {}",
                     never_run.len(),
                     never_run
                         .iter()
                         .map(|s| s.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
-                )
+                ));
+            }
+            let detail = if notes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", notes.join("; "))
             };
             out.push(reason(
                 "required-suites",
@@ -266,8 +361,12 @@ fn required_suites(
     required
 }
 
-fn required_tests(t: &Transition, runs: &[RunEvidence], out: &mut Vec<Reason>) {
-    let passed = passes(runs);
+fn required_tests(
+    t: &Transition,
+    runs: &[RunEvidence],
+    passed: &BTreeMap<String, BTreeSet<String>>,
+    out: &mut Vec<Reason>,
+) {
     for id in &t.required_tests {
         let seen = runs
             .iter()
@@ -275,6 +374,10 @@ fn required_tests(t: &Transition, runs: &[RunEvidence], out: &mut Vec<Reason>) {
             .any(|e| &e.id() == id);
         let (status, message) = match (passed.contains_key(id), seen) {
             (true, _) => (Status::Pass, format!("required test {id} passed")),
+            (false, true) if passed_at_all(runs, id) => (
+                Status::Fail,
+                format!("required test {id} passed only without exercising the release (see evidence)"),
+            ),
             (false, true) => (Status::Fail, format!("required test {id} never passed")),
             (false, false) => (Status::Fail, format!("required test {id} is in no report")),
         };
@@ -285,10 +388,10 @@ fn required_tests(t: &Transition, runs: &[RunEvidence], out: &mut Vec<Reason>) {
 fn min_runs(
     t: &Transition,
     runs: &[RunEvidence],
+    passed: &BTreeMap<String, BTreeSet<String>>,
     suite_tests: &BTreeSet<String>,
     out: &mut Vec<Reason>,
 ) {
-    let passed = passes(runs);
     let mut required: BTreeSet<String> = suite_tests.clone();
     required.extend(t.required_tests.iter().cloned());
     let n = t.min_runs as usize;

@@ -2,6 +2,7 @@
 //! against its junit.xml. Reports that contradict each other or the release are bad input.
 
 use super::evaluate::{RunEvidence, TestEvidence, TestStatus};
+use super::exercise::{Booted, Exercise};
 use crate::commands::BadInput;
 use crate::runner::result::Outcome;
 use std::collections::BTreeMap;
@@ -31,6 +32,14 @@ pub fn read_run(arg: &Path, version: &str, digest: &str) -> Result<RunEvidence, 
     })?;
     let path = dir.join("summary.json");
     let run_id = report.run.run_id.clone();
+    if report.run.evidence < crate::runner::result::EVIDENCE_FORMAT {
+        return Err(bad(format!(
+            "{}: run {run_id} was written by an older Aviary: its tests do not record which releases they booted and updated into (`run.evidence` is {}, this gate needs {}), so the gate cannot tell which of them exercised {version}\n  hint: run the suites again with this Aviary (`aviary qualify`, or `aviary run`)",
+            path.display(),
+            report.run.evidence,
+            crate::runner::result::EVIDENCE_FORMAT
+        )));
+    }
     let mut tested = false;
     for img in &report.run.images {
         if img.version == version {
@@ -77,6 +86,19 @@ pub fn read_run(arg: &Path, version: &str, digest: &str) -> Result<RunEvidence, 
                 status,
                 message,
                 flaky: t.flaky,
+                exercise: Exercise {
+                    booted: t
+                        .machines
+                        .iter()
+                        .map(|m| Booted {
+                            machine: m.name.clone(),
+                            image: m.image.clone(),
+                            version: m.version.clone(),
+                            sha256: m.sha256.clone(),
+                        })
+                        .collect(),
+                    updates: t.updates.clone(),
+                },
             }
         })
         .collect();

@@ -3,6 +3,7 @@
 
 pub mod evaluate;
 pub mod evidence;
+pub mod exercise;
 pub mod policy;
 pub mod promote;
 pub mod verdict;
@@ -70,6 +71,58 @@ fn catalog(
                 )))
             }
             Err(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The policy's required tests with each glob (`upgrade-rollback::stable-to-beta*`) replaced
+/// by the declared tests it matches. A pattern that matches no declared test is bad input.
+pub fn expand_required(
+    t: &policy::Transition,
+    catalog: &BTreeMap<String, Vec<String>>,
+) -> Result<Vec<String>, BadInput> {
+    let mut out: Vec<String> = Vec::new();
+    for pattern in &t.required_tests {
+        let Some((s, name)) = pattern.split_once("::") else {
+            continue;
+        };
+        let is_glob = name.contains(['*', '?', '[']);
+        let Some(declared) = catalog.get(s) else {
+            if is_glob {
+                return Err(BadInput(format!(
+                    "error: {}: transition {} -> {} requires tests {pattern}, but no suite file declares suite `{s}`",
+                    t.loc, t.from, t.to
+                )));
+            }
+            out.push(pattern.clone());
+            continue;
+        };
+        let m = globset::Glob::new(name)
+            .map_err(|e| BadInput(format!("error: {}: {pattern}: {e}", t.loc)))?
+            .compile_matcher();
+        let matched: Vec<String> = declared
+            .iter()
+            .filter(|n| m.is_match(n.as_str()))
+            .map(|n| format!("{s}::{n}"))
+            .collect();
+        if matched.is_empty() {
+            return Err(BadInput(format!(
+                "error: {}: transition {} -> {} requires test {pattern}, but suite `{s}` declares no test {}",
+                t.loc,
+                t.from,
+                t.to,
+                if is_glob {
+                    format!("matching `{name}`")
+                } else {
+                    format!("`{name}`")
+                }
+            )));
+        }
+        for id in matched {
+            if !out.contains(&id) {
+                out.push(id);
+            }
         }
     }
     Ok(out)
@@ -145,20 +198,9 @@ pub fn evaluate_request(req: &GateRequest) -> anyhow::Result<Verdict> {
             .filter_map(|id| id.split_once("::").map(|(s, _)| s.to_string())),
     );
     let catalog = catalog(&req.suites_dir, &wanted, &channels)?;
-    for id in &t.required_tests {
-        if let Some((s, name)) = id.split_once("::") {
-            if catalog
-                .get(s)
-                .is_some_and(|tests| !tests.iter().any(|n| n == name))
-            {
-                return Err(BadInput(format!(
-                    "error: {}: transition {} -> {} requires test {id}, but suite `{s}` declares no test `{name}`",
-                    t.loc, t.from, t.to
-                ))
-                .into());
-            }
-        }
-    }
+    let mut t = t.clone();
+    t.required_tests = expand_required(&t, &catalog)?;
+    let t = &t;
     let runs = evidence::read_runs(&req.reports, &req.release, &disk.sha256)?;
     let release = evaluate::Release {
         version: entry.version.clone(),

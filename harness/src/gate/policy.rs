@@ -1,6 +1,7 @@
 //! images/promotion.yaml: what a release must show before it moves from one channel to the next.
 //! Loading validates everything and names file:line:column and the field, like suite files.
 
+use super::exercise::{EvidencePolicy, Mode};
 use crate::suite::{duration, LoadError, LoadErrors, Loc};
 use serde::Deserialize;
 use serde_saphyr::Spanned as S;
@@ -35,6 +36,52 @@ struct TransitionDef {
     expiry_warning: Option<S<String>>,
     #[serde(default)]
     known_issues: Vec<S<KnownIssueDef>>,
+    #[serde(default)]
+    evidence: Option<S<EvidenceDef>>,
+}
+
+/// `evidence:`: what a test must have done with the release for its pass to count.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvidenceDef {
+    #[serde(default)]
+    default: Option<S<String>>,
+    /// Suite name → mode.
+    #[serde(default)]
+    suites: Ordered<S<String>>,
+    /// Glob over SUITE::TEST → mode, tried in the file's order.
+    #[serde(default)]
+    tests: Ordered<S<String>>,
+}
+
+/// A YAML mapping read in the file's order.
+#[derive(Debug)]
+struct Ordered<V>(Vec<(String, V)>);
+
+impl<V> Default for Ordered<V> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Ordered<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = Ordered<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = m.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +112,8 @@ pub struct Transition {
     pub flake_budget: u32,
     pub expiry_warning: Duration,
     pub known_issues: Vec<KnownIssue>,
+    /// What a passing test must have done with the release to count for it.
+    pub evidence: EvidencePolicy,
 }
 
 /// A failure that is understood and tracked: waived until it expires.
@@ -229,15 +278,22 @@ impl Check<'_> {
             let ok = s
                 .value
                 .split_once("::")
-                .is_some_and(|(a, b)| is_name(a) && is_name(b));
+                .is_some_and(|(a, b)| is_name(a) && is_test_pattern(b));
             if !ok {
                 self.err(
                     s,
                     format!("{field}.required_tests[{i}]"),
-                    format!("`{}` is not a test id; expected SUITE::TEST", s.value),
+                    format!(
+                        "`{}` is not a test id; expected SUITE::TEST (TEST may be a glob such as stable-to-beta*)",
+                        s.value
+                    ),
                 );
             }
         }
+        let evidence = match &d.evidence {
+            Some(e) => self.evidence(&format!("{field}.evidence"), &e.value),
+            None => EvidencePolicy::default(),
+        };
         let min_soak = self.span(&d.min_soak, format!("{field}.min_soak"), Duration::ZERO);
         let expiry_warning = self.span(
             &d.expiry_warning,
@@ -273,7 +329,58 @@ impl Check<'_> {
             flake_budget: d.flake_budget.as_ref().map_or(0, |f| f.value),
             expiry_warning,
             known_issues,
+            evidence,
         })
+    }
+
+    fn mode(&mut self, s: &S<String>, field: String) -> Mode {
+        Mode::parse(&s.value).unwrap_or_else(|| {
+            self.err(
+                s,
+                field,
+                format!(
+                    "unknown evidence mode `{}`; expected one of {}",
+                    s.value,
+                    Mode::NAMES
+                ),
+            );
+            Mode::Auto
+        })
+    }
+
+    fn evidence(&mut self, field: &str, d: &EvidenceDef) -> EvidencePolicy {
+        let mut p = EvidencePolicy::default();
+        if let Some(m) = &d.default {
+            p.default = self.mode(m, format!("{field}.default"));
+        }
+        for (suite, m) in &d.suites.0 {
+            let mode = self.mode(m, format!("{field}.suites.{suite}"));
+            if !is_name(suite) {
+                self.err(
+                    m,
+                    format!("{field}.suites.{suite}"),
+                    format!("`{suite}` is not a suite name (letters, digits, - _ .)"),
+                );
+            }
+            p.suites.push((suite.clone(), mode));
+        }
+        for (glob, m) in &d.tests.0 {
+            let mode = self.mode(m, format!("{field}.tests.{glob}"));
+            match globset::Glob::new(glob) {
+                Ok(g) if glob.contains("::") => p.tests.push((g.compile_matcher(), mode)),
+                Ok(_) => self.err(
+                    m,
+                    format!("{field}.tests.{glob}"),
+                    format!("`{glob}` is not a glob over SUITE::TEST (it has no `::`)"),
+                ),
+                Err(e) => self.err(
+                    m,
+                    format!("{field}.tests.{glob}"),
+                    format!("`{glob}` is not a glob over SUITE::TEST: {e}"),
+                ),
+            }
+        }
+        p
     }
 
     fn known_issue(&mut self, field: &str, k: &S<KnownIssueDef>) -> Option<KnownIssue> {
@@ -343,6 +450,15 @@ impl Check<'_> {
             loc: self.loc(k),
         })
     }
+}
+
+/// A test name, or a glob over test names.
+fn is_test_pattern(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*' | '?' | '[' | ']')
+        })
+        && globset::Glob::new(s).is_ok()
 }
 
 fn is_name(s: &str) -> bool {

@@ -2,6 +2,8 @@
 //! that are malformed or contradict each other or the release.
 
 use super::evaluate::{evaluate, Release, RunEvidence, TestEvidence, TestStatus};
+use super::exercise::{Booted, Exercise};
+use crate::runner::result::{UpdateOutcome, UpdateRecord};
 use super::policy;
 use super::verdict::{Decision, Status, Verdict};
 use super::*;
@@ -22,7 +24,13 @@ fn transition(extra: &str) -> policy::Transition {
         .remove(0)
 }
 
+/// A result of a test whose one machine booted the release under judgement (digest b…b).
 fn test(id: &str, status: TestStatus) -> TestEvidence {
+    on(id, status, "beta", "1001.0.0", "b")
+}
+
+/// A result of a test whose one machine booted image `image` (digest `sha` × 64).
+fn on(id: &str, status: TestStatus, image: &str, version: &str, sha: &str) -> TestEvidence {
     let (suite, name) = id.split_once("::").unwrap();
     TestEvidence {
         suite: suite.into(),
@@ -33,6 +41,15 @@ fn test(id: &str, status: TestStatus) -> TestEvidence {
             _ => format!("step 2 (run, {suite}.yaml:9:9): exit 1, expected 0 in {name}"),
         },
         flaky: false,
+        exercise: Exercise {
+            booted: vec![Booted {
+                machine: "node".into(),
+                image: image.into(),
+                version: version.into(),
+                sha256: sha.repeat(64),
+            }],
+            updates: vec![],
+        },
     }
 }
 
@@ -423,6 +440,16 @@ impl Fixture {
         }];
         let mut t = crate::report::read::tests::test("users", outcome(users));
         t.suite = "provisioning".into();
+        t.machines = vec![crate::runner::result::MachineReport {
+            name: "node".into(),
+            image: "beta".into(),
+            version: "1001.0.0".into(),
+            sha256: digest.into(),
+            boots: vec![],
+            first_command_s: None,
+            first_command_at_ms: None,
+            ssh: None,
+        }];
         let summary = serde_json::json!({
             "aviary": "0.1.0", "run": info, "finished": true, "interrupted": null, "tests": [t],
         });
@@ -593,4 +620,189 @@ fn a_request_that_contradicts_the_manifest_or_policy_is_bad_input() {
     .unwrap();
     let e = f.bad_input(&f.request(vec![ok]));
     assert!(e.contains("promotion.yaml:4:19"), "{e}");
+}
+
+// --- evidence bound to the release -----------------------------------------------------------
+
+fn update(channel: &str, sha: &str, outcome: UpdateOutcome) -> UpdateRecord {
+    UpdateRecord {
+        machine: "node".into(),
+        channel: channel.into(),
+        version: "1001.0.0".into(),
+        sha256: sha.repeat(64),
+        payload_sha256: "p".repeat(64),
+        outcome,
+        in_setup: true,
+        download_s: Some(15.0),
+        write_s: Some(11.0),
+    }
+}
+
+/// The same passing run promotes when the required test booted the candidate, and holds when
+/// it booted another release while other tests of that run booted the candidate.
+#[test]
+fn a_pass_counts_only_for_the_release_it_exercised() {
+    let policy = "    required_suites: [provisioning]\n";
+    let on_beta = run(
+        "r1",
+        vec![
+            test("provisioning::users", TestStatus::Passed),
+            test("provisioning::files", TestStatus::Passed),
+        ],
+    );
+    let v = verdict(policy, &[on_beta]);
+    assert_eq!(v.verdict, Decision::Promote, "{}", v.render());
+    assert_eq!(
+        having(&v, "evidence", Status::Pass),
+        ["2 of 2 required test(s) passed exercising beta 1001.0.0; none passed only on other releases"]
+    );
+    let mixed = run(
+        "r1",
+        vec![
+            test("provisioning::users", TestStatus::Passed),
+            on(
+                "provisioning::files",
+                TestStatus::Passed,
+                "stable",
+                "1000.0.0",
+                "a",
+            ),
+        ],
+    );
+    let v = verdict(policy, &[mixed]);
+    assert_eq!(v.verdict, Decision::Hold, "{}", v.render());
+    assert_eq!(
+        having(&v, "evidence", Status::Fail),
+        ["provisioning::files passed only without exercising beta 1001.0.0 (sha256 bbbbbbbbbbbb): in run r1: booted stable 1000.0.0 (aaaaaaaaaaaa); the policy counts it with a machine booting beta 1001.0.0 (evidence: boot)"]
+    );
+    assert_eq!(
+        having(&v, "required-suites", Status::Fail),
+        ["required suite `provisioning`: 1 of its 2 test(s) never passed (1 passed only without exercising the release (see evidence))"]
+    );
+    assert!(v.render().contains("verdict: HOLD"), "{}", v.render());
+}
+
+#[test]
+fn an_update_test_counts_when_it_installed_the_release_unless_the_policy_says_otherwise() {
+    let mut into_beta = on(
+        "upgrade::stable-to-beta",
+        TestStatus::Passed,
+        "stable",
+        "1000.0.0",
+        "a",
+    );
+    into_beta.exercise.updates = vec![update("beta", "b", UpdateOutcome::Installed)];
+    let mut refused = on(
+        "upgrade::beta-refused",
+        TestStatus::Passed,
+        "stable",
+        "1000.0.0",
+        "a",
+    );
+    refused.exercise.updates = vec![update("beta", "b", UpdateOutcome::Refused)];
+    let mut into_alpha = into_beta.clone();
+    into_alpha.name = "stable-to-alpha".into();
+    into_alpha.exercise.updates = vec![update("alpha", "c", UpdateOutcome::Installed)];
+    let runs = [run("r1", vec![into_beta, refused, into_alpha])];
+    let required = "    required_tests: [\"upgrade::*\"]\n";
+    let catalog = BTreeMap::from([(
+        "upgrade".to_string(),
+        ["stable-to-beta", "beta-refused", "stable-to-alpha"]
+            .map(String::from)
+            .to_vec(),
+    )]);
+    let judge = |extra: &str| {
+        let mut t = transition(&format!("{required}{extra}"));
+        t.required_tests = expand_required(&t, &catalog).unwrap();
+        evaluate(&t, &release(None), &runs, &catalog, now())
+    };
+    // By default an update test needs an installed update into the release.
+    let v = judge("");
+    let fails = having(&v, "evidence", Status::Fail);
+    assert_eq!(fails.len(), 2, "{}", v.render());
+    assert!(fails[0].starts_with("upgrade::beta-refused passed only without exercising beta 1001.0.0"), "{}", fails[0]);
+    assert!(fails[0].contains("offered updates to beta 1001.0.0 (bbbbbbbbbbbb, refused)"), "{}", fails[0]);
+    assert!(fails[0].ends_with("the policy counts it with an update step installing beta 1001.0.0 (evidence: update)"), "{}", fails[0]);
+    assert!(fails[1].starts_with("upgrade::stable-to-alpha passed only"), "{}", fails[1]);
+    assert_eq!(
+        having(&v, "required-tests", Status::Pass),
+        ["required test upgrade::stable-to-beta passed"]
+    );
+    // A refused payload counts with `offer`; a test about another release never does.
+    let v = judge("    evidence:\n      tests: { \"upgrade::*-refused\": offer }\n");
+    let fails = having(&v, "evidence", Status::Fail);
+    assert_eq!(fails.len(), 1, "{}", v.render());
+    assert!(fails[0].starts_with("upgrade::stable-to-alpha"), "{}", fails[0]);
+    // `boot` for the whole suite: no test booted beta.
+    let v = judge("    evidence:\n      suites: { upgrade: boot }\n");
+    assert_eq!(having(&v, "evidence", Status::Fail).len(), 3, "{}", v.render());
+}
+
+#[test]
+fn an_evidence_policy_with_an_unknown_mode_names_its_place() {
+    let text = "transitions:\n  - from: beta\n    to: stable\n    evidence:\n      default: boot\n      suites: { upgrade-rollback: updated }\n      tests: { \"x\": boot }\n";
+    let channels = ["alpha", "beta", "stable"].map(String::from);
+    let e = policy::load_str(Path::new("promotion.yaml"), text, &channels)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("promotion.yaml:6:35: transitions[0].evidence.suites.upgrade-rollback: unknown evidence mode `updated`; expected one of auto, boot, update, boot-or-update, offer"),
+        "{e}"
+    );
+    assert!(
+        e.contains("transitions[0].evidence.tests.x: `x` is not a glob over SUITE::TEST (it has no `::`)"),
+        "{e}"
+    );
+    let e = policy::load_str(
+        Path::new("promotion.yaml"),
+        "transitions:\n  - from: beta\n    to: stable\n    evidence: { defaults: boot }\n",
+        &channels,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("promotion.yaml:4:17: unknown field `defaults`, expected one of"), "{e}");
+}
+
+#[test]
+fn a_run_without_per_test_evidence_is_refused_naming_it() {
+    let f = Fixture::new();
+    let d = f.report("old", DIGEST, "passed", "passed");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap();
+    doc["run"].as_object_mut().unwrap().remove("evidence");
+    std::fs::write(d.join("summary.json"), doc.to_string()).unwrap();
+    let e = f.bad_input(&f.request(vec![d]));
+    assert!(
+        e.contains("old/summary.json: run old was written by an older Aviary: its tests do not record which releases they booted and updated into"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_required_glob_must_match_a_declared_test() {
+    let f = Fixture::new();
+    let ok = f.report("r1", DIGEST, "passed", "passed");
+    std::fs::create_dir_all(f.path("suites")).unwrap();
+    std::fs::write(
+        f.path("suites/provisioning.yaml"),
+        "suite: provisioning\ntests:\n  - name: users\n    machines: { node: { image: stable } }\n    steps:\n      - run: { on: node, cmd: \"true\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        f.path("promotion.yaml"),
+        "transitions:\n  - from: beta\n    to: stable\n    required_tests: [\"provisioning::use*\"]\n",
+    )
+    .unwrap();
+    let v = evaluate_request(&f.request(vec![ok.clone()])).unwrap();
+    assert_eq!(v.verdict, Decision::Promote, "{}", v.render());
+    std::fs::write(
+        f.path("promotion.yaml"),
+        "transitions:\n  - from: beta\n    to: stable\n    required_tests: [\"provisioning::file*\"]\n",
+    )
+    .unwrap();
+    let e = f.bad_input(&f.request(vec![ok]));
+    assert!(
+        e.contains("requires test provisioning::file*, but suite `provisioning` declares no test matching `file*`"),
+        "{e}"
+    );
 }

@@ -189,6 +189,7 @@ mod tests {
 
     fn info() -> RunInfo {
         RunInfo {
+            evidence: crate::runner::result::EVIDENCE_FORMAT,
             run_id: "r1".into(),
             started: "2026-11-25T00:00:00Z".into(),
             dir: "/tmp/r1".into(),
@@ -230,6 +231,7 @@ mod tests {
             log: "console said \u{1b}[0;31mFAILED\u{1b}[0m \u{7} <&> done".into(),
             reruns: vec![],
             flaky: false,
+            updates: vec![],
         }
     }
 

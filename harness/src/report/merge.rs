@@ -106,6 +106,8 @@ pub fn merge(runs: &[RunReport], run_id: String, out: &Path) -> Result<RunReport
     Ok(RunReport {
         dir: out.to_path_buf(),
         run: RunInfo {
+            // A merged run records no more than the oldest of its sources.
+            evidence: runs.iter().map(|r| r.run.evidence).min().unwrap_or(0),
             run_id,
             started: runs
                 .iter()

@@ -81,6 +81,7 @@ pub(crate) mod tests {
 
     pub fn info(run_id: &str) -> RunInfo {
         RunInfo {
+            evidence: crate::runner::result::EVIDENCE_FORMAT,
             run_id: run_id.into(),
             started: "2026-11-25T00:00:00Z".into(),
             dir: format!("/tmp/{run_id}").into(),
@@ -113,6 +114,7 @@ pub(crate) mod tests {
             log: "log".into(),
             reruns: vec![],
             flaky: false,
+            updates: vec![],
         }
     }
 

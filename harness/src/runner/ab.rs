@@ -1,6 +1,7 @@
 //! A/B steps: updates through the update server and the guest's agent, forced faults in the
 //! inactive slot, and slot state read offline from the disk.
 
+use super::result::{UpdateOutcome, UpdateRecord};
 use super::steps::StepError;
 use crate::disk::{self, SlotState};
 use crate::machine::Machine;
@@ -48,6 +49,22 @@ pub struct UpdateArgs<'a> {
     pub cut_power: bool,
     pub timeout: Duration,
     pub log: &'a mut String,
+    /// What became of the offer, filled in as the step learns it (it starts as `Failed`).
+    pub record: &'a mut UpdateRecord,
+}
+
+/// The seconds the agent reports after `label` ("downloaded N bytes in 12.3s", "RAUC wrote
+/// slot B in 4.5s").
+fn agent_seconds(out: &str, label: &str) -> Option<f64> {
+    out.lines()
+        .filter_map(|l| l.split_once(label).map(|(_, rest)| rest))
+        .find_map(|rest| {
+            let (_, tail) = rest.rsplit_once(" in ")?;
+            tail.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .next()?
+                .parse()
+                .ok()
+        })
 }
 
 const AGENT: &str = "sudo aviary-update-agent --server http://10.0.2.100";
@@ -85,6 +102,7 @@ pub async fn update(
             a.log,
             "console: {line}\ncutting the power (QMP quit) while slot {inactive} is written"
         );
+        a.record.outcome = UpdateOutcome::PowerCut;
         m.power_cut().await?;
         m.boot().await?;
         let _ = writeln!(a.log, "booted again after the power cut");
@@ -104,6 +122,8 @@ pub async fn update(
     );
     server.offer(None);
     server.set_fault(None);
+    a.record.download_s = agent_seconds(&out.stdout, "aviary-update-agent: downloaded ");
+    a.record.write_s = agent_seconds(&out.stdout, "aviary-update-agent: RAUC wrote slot ");
     let requests: Vec<String> = server
         .requests()
         .iter()
@@ -117,6 +137,11 @@ pub async fn update(
         .map_err(|e| failed(format!("{e:#}")))?
         .status
         == 0;
+    a.record.outcome = match out.status {
+        0 if sentinel => UpdateOutcome::Installed,
+        2 => UpdateOutcome::Refused,
+        _ => UpdateOutcome::Failed,
+    };
     if a.refused {
         if out.status == 0 {
             return Err(failed(format!(
@@ -286,5 +311,23 @@ mod tests {
         assert!(e.contains("active: expected true, seen false"), "{e}");
         assert!(e.contains("good: expected true, seen false"), "{e}");
         assert!(e.contains("A active good; B tried not-good"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod agent_tests {
+    use super::agent_seconds;
+
+    #[test]
+    fn reads_the_agents_download_and_write_seconds() {
+        let out = "aviary-update-agent: downloading http://10.0.2.100/p\n\
+                   aviary-update-agent: downloaded 234064148 bytes in 15.8s, sha256 ok\n\
+                   aviary-update-agent: installing 1001.0.0 into slot B (RAUC: Copying image)\n\
+                   aviary-update-agent: RAUC wrote slot B in 11.2s\n";
+        let d = agent_seconds(out, "aviary-update-agent: downloaded ");
+        assert_eq!(d, Some(15.8));
+        let w = agent_seconds(out, "aviary-update-agent: RAUC wrote slot ");
+        assert_eq!(w, Some(11.2));
+        assert_eq!(agent_seconds("refused: short file", "downloaded "), None);
     }
 }

@@ -270,5 +270,6 @@ fn error_result(job: &Job, started: Instant, message: String) -> TestResult {
         log: String::new(),
         reruns: Vec::new(),
         flaky: false,
+        updates: Vec::new(),
     }
 }

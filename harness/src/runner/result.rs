@@ -49,6 +49,42 @@ pub struct MachineReport {
     pub ssh: Option<String>,
 }
 
+/// How an `update` step ended for the release it offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOutcome {
+    /// The agent wrote the release into the inactive slot and asked for a reboot.
+    Installed,
+    /// The agent refused the payload (as the step expected, or not).
+    Refused,
+    /// The power was cut while the slot was written (`cut_power: true`).
+    PowerCut,
+    /// The agent failed for another reason.
+    Failed,
+}
+
+/// One `update` step: which release it offered a machine, and what became of it. The gate
+/// counts a test toward a release it updated into only from these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateRecord {
+    pub machine: String,
+    /// The channel the step named (`to:`).
+    pub channel: String,
+    pub version: String,
+    /// The release's disk digest (what a machine booting it would be recorded with).
+    pub sha256: String,
+    pub payload_sha256: String,
+    pub outcome: UpdateOutcome,
+    /// Made once by the shared setup this test started from (`setup:`), not by the test itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_setup: bool,
+    /// The agent's download (with its digest check) and slot write, as it reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_s: Option<f64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TestResult {
     pub suite: String,
@@ -68,6 +104,9 @@ pub struct TestResult {
     /// Passed after at least one failed attempt.
     #[serde(default)]
     pub flaky: bool,
+    /// Every `update` step of the last attempt (and of the setup it started from), in order.
+    #[serde(default)]
+    pub updates: Vec<UpdateRecord>,
 }
 
 /// One earlier attempt of a retried test.
@@ -95,9 +134,17 @@ pub mod secs {
     }
 }
 
+/// What summary.json records of each test's evidence: 2 since the machines' images and every
+/// `update` step's release are recorded per test (the gate binds evidence to a release with
+/// them); 0 (absent) in reports of older versions, which the gate refuses.
+pub const EVIDENCE_FORMAT: u32 = 2;
+
 /// Facts about the whole run, carried into every report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
+    /// `EVIDENCE_FORMAT` of the Aviary that wrote the run; 0 when absent.
+    #[serde(default)]
+    pub evidence: u32,
     pub run_id: String,
     pub started: String,
     pub dir: PathBuf,

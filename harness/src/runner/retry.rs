@@ -82,6 +82,7 @@ mod tests {
             log: format!("log of {dir}"),
             reruns: vec![],
             flaky: false,
+            updates: vec![],
         }
     }
 

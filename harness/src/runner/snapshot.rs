@@ -26,6 +26,8 @@ pub struct Template {
     pub state_bytes: u64,
     /// A template saved after a test's setup steps: their log (see `runner::test::setup_key`).
     pub setup: Option<String>,
+    /// The setup's `update` steps.
+    pub updates: Vec<super::result::UpdateRecord>,
 }
 
 /// What decides a snapshot's identity (see the module comment).
@@ -357,6 +359,7 @@ mod tests {
                             save_s: 0.5,
                             state_bytes: 1,
                             setup: None,
+                            updates: vec![],
                         })
                     })
                     .await

@@ -41,6 +41,8 @@ pub struct StepEnv<'a> {
     pub run_timeout: Duration,
     pub wait_timeout: Duration,
     pub log: &'a mut String,
+    /// Every `update` step's offer and what became of it, for the reports (the gate's evidence).
+    pub updates: &'a mut Vec<super::result::UpdateRecord>,
 }
 
 fn fail<T>(msg: String) -> Result<T, StepError> {
@@ -281,7 +283,18 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
                 .servers
                 .get(&on)
                 .ok_or_else(|| StepError::Infra(format!("no update server for {on}")))?;
-            super::ab::update(
+            let mut record = super::result::UpdateRecord {
+                machine: on.clone(),
+                channel: to.clone(),
+                version: rel.version.clone(),
+                sha256: rel.sha256.clone(),
+                payload_sha256: offer.sha256.clone(),
+                outcome: super::result::UpdateOutcome::Failed,
+                in_setup: false,
+                download_s: None,
+                write_s: None,
+            };
+            let r = super::ab::update(
                 machine,
                 server,
                 super::ab::UpdateArgs {
@@ -291,9 +304,12 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
                     cut_power: *cut_power,
                     timeout: timeout.unwrap_or(env.run_timeout * 10),
                     log: env.log,
+                    record: &mut record,
                 },
             )
-            .await
+            .await;
+            env.updates.push(record);
+            r
         }
         StepKind::Fault { fault, .. } => super::ab::fault(machine, *fault, env.log).await,
         StepKind::Expect {

@@ -1,6 +1,6 @@
 //! Running one test: boot its machines, run its steps, check console and journal, tear down.
 
-use super::result::{MachineReport, Outcome, TestResult};
+use super::result::{MachineReport, Outcome, TestResult, UpdateRecord};
 use super::steps::{run_step, StepEnv, StepError};
 use super::Shared;
 use crate::checks;
@@ -39,8 +39,9 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
     let started = Instant::now();
     let mut log = String::new();
     let mut machines: BTreeMap<String, Machine> = BTreeMap::new();
+    let mut updates = Vec::new();
     let limit = shared.scaled(job.test.timeout);
-    let body = body(&job, &shared, &mut machines, &mut log);
+    let body = body(&job, &shared, &mut machines, &mut log, &mut updates);
     let mut outcome = match tokio::time::timeout(limit, body).await {
         Ok(o) => o,
         Err(_) => Outcome::Failed {
@@ -126,6 +127,7 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
         log,
         reruns: Vec::new(),
         flaky: false,
+        updates,
     }
 }
 
@@ -134,6 +136,7 @@ async fn body(
     shared: &Shared,
     machines: &mut BTreeMap<String, Machine>,
     log: &mut String,
+    updates: &mut Vec<UpdateRecord>,
 ) -> Outcome {
     // Machines that take updates get their own update server, reached through guestfwd.
     let servers = match update_servers(&job.test.steps).await {
@@ -224,12 +227,18 @@ async fn body(
         let _ = writeln!(log, "{n}");
     }
     // A machine restored from the state after the setup skips it (only tests of one machine
-    // have such a template).
-    let skip = if !prepared.is_empty() && prepared.iter().all(|(_, done)| *done) {
+    // have such a template), and its updates are the setup's.
+    let skip = if !prepared.is_empty() && prepared.iter().all(|(_, done)| done.is_some()) {
         job.test.setup
     } else {
         0
     };
+    for (_, done) in &prepared {
+        updates.extend(done.iter().flatten().cloned().map(|u| UpdateRecord {
+            in_setup: true,
+            ..u
+        }));
+    }
     for (opts, _) in prepared {
         let name = opts.name.clone();
         match Machine::create(opts).await {
@@ -288,6 +297,7 @@ async fn body(
         shared,
         &job.dir,
         log,
+        updates,
     )
     .await
 }
@@ -302,6 +312,7 @@ async fn run_steps(
     shared: &Shared,
     dir: &std::path::Path,
     log: &mut String,
+    updates: &mut Vec<UpdateRecord>,
 ) -> Outcome {
     let test = &job.test;
     let mut env = StepEnv {
@@ -314,6 +325,7 @@ async fn run_steps(
         run_timeout: shared.scaled(Duration::from_secs(60)),
         wait_timeout: shared.scaled(Duration::from_secs(120)),
         log,
+        updates,
     };
     let env = &mut env;
     for (i, step) in test
@@ -490,14 +502,15 @@ pub fn planned_keys(jobs: &[Job], accel: &str) -> Vec<String> {
 }
 
 /// Points `o` at the saved state after the test's setup when the plan shares one (making it
-/// first if no test made it yet); true then, and the test skips its setup steps. Otherwise,
-/// or if that template failed, as `from_snapshot`, and the setup runs in the test.
+/// first if no test made it yet); the setup's updates then, and the test skips its setup
+/// steps. Otherwise, or if that template failed, as `from_snapshot`, and the setup runs in
+/// the test.
 async fn after_setup_or_snapshot(
     mut o: MachineOpts,
     job: &Job,
     shared: &Shared,
     notes: &std::sync::Mutex<Vec<String>>,
-) -> (MachineOpts, bool) {
+) -> (MachineOpts, Option<Vec<UpdateRecord>>) {
     let note = |s: String| notes.lock().unwrap_or_else(|e| e.into_inner()).push(s);
     let accel = shared.info.accel.accel.to_string();
     if let (Some(cache), Some(key)) = (shared.snapshots.as_ref(), setup_key(job, &o.name, &accel)) {
@@ -530,7 +543,7 @@ async fn after_setup_or_snapshot(
                     note(text);
                     o.base_image = t.disk.clone();
                     o.restore = Some(t.state.clone());
-                    return (o, true);
+                    return (o, Some(t.updates.clone()));
                 }
                 Err(e) => note(format!(
                     "{}: no snapshot after the setup ({e}); the test runs its setup itself",
@@ -539,7 +552,7 @@ async fn after_setup_or_snapshot(
             }
         }
     }
-    (from_snapshot(o, job, shared, notes).await, false)
+    (from_snapshot(o, job, shared, notes).await, None)
 }
 
 /// Starts a machine (from its plain snapshot when there is one) with an update server of its
@@ -564,6 +577,7 @@ async fn make_setup_template(
         job,
         servers: &servers,
         log,
+        updates: Vec::new(),
     };
     make_template(o, dir, key, shared, Some(setup)).await
 }
@@ -633,6 +647,8 @@ struct Setup<'a> {
     servers: &'a BTreeMap<String, crate::update_server::UpdateServer>,
     /// The log so far (how the machine starts); the setup's steps are added to it.
     log: String,
+    /// The setup's `update` steps.
+    updates: Vec<UpdateRecord>,
 }
 
 /// Boots a machine in `dir` (cold, or restored as `o` says), runs the `setup` steps if any,
@@ -657,9 +673,15 @@ async fn make_template(
     let made: Result<(), String> = async {
         let m = machines.get_mut(&name).expect("inserted");
         m.boot().await.map_err(|e| e.to_string())?;
-        if let Some(Setup { job, servers, log }) = setup.as_mut() {
+        if let Some(Setup {
+            job,
+            servers,
+            log,
+            updates,
+        }) = setup.as_mut()
+        {
             let setup = 0..job.test.setup;
-            match run_steps(job, setup, &mut machines, servers, shared, &dir, log).await {
+            match run_steps(job, setup, &mut machines, servers, shared, &dir, log, updates).await {
                 Outcome::Passed => {}
                 Outcome::Failed { message, .. } | Outcome::Error { message, .. } => {
                     return Err(format!("the setup failed: {message}"))
@@ -706,6 +728,7 @@ async fn make_template(
         boot_s: ready_s,
         save_s: t1.elapsed().as_secs_f64(),
         state_bytes,
+        updates: setup.as_ref().map(|s| s.updates.clone()).unwrap_or_default(),
         setup: setup.map(|s| s.log),
     })
 }
