@@ -15,14 +15,6 @@ pub const BAD_PATTERNS: &[(&str, &str)] = &[
     ("Ignition failed", "Ignition failed"),
 ];
 
-/// Those that also end a boot early (no point waiting for SSH).
-const FATAL: &[&str] = &[
-    "Kernel panic - not syncing",
-    "You are in emergency mode",
-    "Entering emergency mode",
-    "Starting dracut-emergency.service",
-];
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub what: &'static str,
@@ -51,23 +43,6 @@ pub fn scan(text: &str, source: &'static str) -> Vec<Finding> {
         }
     }
     out
-}
-
-/// The first line after byte `from` that means the boot is lost.
-/// A kernel panic: fatal to this boot, but the machine resets and may boot another slot.
-pub fn is_kernel_panic(line: &str) -> bool {
-    line.contains(FATAL[0])
-}
-
-pub fn fatal_console_line(text: &str, from: usize) -> Option<String> {
-    let mut i = from.min(text.len());
-    while !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    text[i..]
-        .lines()
-        .find(|l| FATAL.iter().any(|p| l.contains(p)))
-        .map(clean)
 }
 
 /// Strips terminal escapes and trims, so quotes stay readable and XML-safe.
@@ -128,23 +103,6 @@ mod tests {
             "journal"
         )
         .is_empty());
-    }
-
-    #[test]
-    fn fatal_lines_only_after_the_mark() {
-        let t = "You are in emergency mode.\nboot 2\n";
-        assert!(fatal_console_line(t, 0).is_some());
-        assert!(fatal_console_line(t, t.find("boot 2").unwrap()).is_none());
-    }
-
-    #[test]
-    fn a_kernel_panic_is_fatal_but_told_apart_from_an_emergency_shell() {
-        let t =
-            "[    4.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n";
-        let line = fatal_console_line(t, 0).expect("a panic is fatal to the boot");
-        assert!(is_kernel_panic(&line));
-        let e = fatal_console_line("You are in emergency mode.\n", 0).unwrap();
-        assert!(!is_kernel_panic(&e));
     }
 
     #[test]

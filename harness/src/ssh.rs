@@ -48,6 +48,22 @@ pub fn banner_ready(addr: SocketAddr, wait: Duration) -> bool {
     matches!(s.read_exact(&mut buf), Ok(()) if &buf == b"SSH-")
 }
 
+/// sshd completed the handshake and refused the run's key: a definite answer, not a server
+/// that is still starting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sshd refused the public-key login as `{user}` (it offered: {methods})")]
+pub struct KeyRefused {
+    pub user: String,
+    /// The authentication methods the server listed, comma-separated.
+    pub methods: String,
+}
+
+/// libssh2's answers to a key the server does not accept (LIBSSH2_ERROR_AUTHENTICATION_FAILED
+/// and LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED).
+fn is_auth_refusal(e: &ssh2::Error) -> bool {
+    matches!(e.code(), ssh2::ErrorCode::Session(-18 | -19))
+}
+
 /// One authenticated session, shareable across blocking tasks.
 #[derive(Clone)]
 pub struct Ssh {
@@ -68,14 +84,32 @@ impl Ssh {
         sess.set_timeout(timeout.as_millis() as u32);
         sess.handshake().context("SSH handshake")?;
         let pubkey = endpoint.key.with_extension("pub");
-        sess.userauth_pubkey_file(&endpoint.user, Some(&pubkey), &endpoint.key, None)
-            .with_context(|| {
-                format!(
-                    "SSH public-key login as `{}` with {}",
-                    endpoint.user,
-                    endpoint.key.display()
-                )
-            })?;
+        // Asking which methods the server takes ("none" authentication) is what tells a refused
+        // key from a server that is not ready.
+        let methods = sess
+            .auth_methods(&endpoint.user)
+            .map(String::from)
+            .unwrap_or_default();
+        if let Err(e) =
+            sess.userauth_pubkey_file(&endpoint.user, Some(&pubkey), &endpoint.key, None)
+        {
+            if is_auth_refusal(&e) {
+                return Err(KeyRefused {
+                    user: endpoint.user.clone(),
+                    methods: if methods.is_empty() {
+                        "(none listed)".into()
+                    } else {
+                        methods
+                    },
+                }
+                .into());
+            }
+            return Err(anyhow!(e).context(format!(
+                "SSH public-key login as `{}` with {}",
+                endpoint.user,
+                endpoint.key.display()
+            )));
+        }
         if !sess.authenticated() {
             bail!("SSH login as `{}` was refused", endpoint.user);
         }

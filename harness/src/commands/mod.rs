@@ -519,7 +519,7 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
             snapshots: (!args.cold).then(|| {
                 runner::snapshot::Cache::new(
                     sock_dir.path().join("snap"),
-                    runner::test::planned_keys(&jobs, &accel),
+                    runner::template::planned_keys(&jobs, &accel),
                 )
             }),
         });

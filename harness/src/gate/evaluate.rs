@@ -259,7 +259,10 @@ fn bound_to_release(
         ));
     }
     if elsewhere == 0 {
-        let bound = required.iter().filter(|id| passed.contains_key(*id)).count();
+        let bound = required
+            .iter()
+            .filter(|id| passed.contains_key(*id))
+            .count();
         out.push(reason(
             "evidence",
             Status::Pass,
@@ -302,10 +305,7 @@ fn required_suites(
             .iter()
             .filter(|id| !reported.contains(*id))
             .collect();
-        let elsewhere = missing
-            .iter()
-            .filter(|id| passed_at_all(runs, id))
-            .count();
+        let elsewhere = missing.iter().filter(|id| passed_at_all(runs, id)).count();
         if declared.is_empty() {
             out.push(reason(
                 "required-suites",
@@ -376,7 +376,9 @@ fn required_tests(
             (true, _) => (Status::Pass, format!("required test {id} passed")),
             (false, true) if passed_at_all(runs, id) => (
                 Status::Fail,
-                format!("required test {id} passed only without exercising the release (see evidence)"),
+                format!(
+                    "required test {id} passed only without exercising the release (see evidence)"
+                ),
             ),
             (false, true) => (Status::Fail, format!("required test {id} never passed")),
             (false, false) => (Status::Fail, format!("required test {id} is in no report")),

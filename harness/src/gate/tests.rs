@@ -3,10 +3,10 @@
 
 use super::evaluate::{evaluate, Release, RunEvidence, TestEvidence, TestStatus};
 use super::exercise::{Booted, Exercise};
-use crate::runner::result::{UpdateOutcome, UpdateRecord};
 use super::policy;
 use super::verdict::{Decision, Status, Verdict};
 use super::*;
+use crate::runner::result::{UpdateOutcome, UpdateRecord};
 use std::path::Path;
 
 const DAY: i64 = 86_400;
@@ -720,10 +720,28 @@ fn an_update_test_counts_when_it_installed_the_release_unless_the_policy_says_ot
     let v = judge("");
     let fails = having(&v, "evidence", Status::Fail);
     assert_eq!(fails.len(), 2, "{}", v.render());
-    assert!(fails[0].starts_with("upgrade::beta-refused passed only without exercising beta 1001.0.0"), "{}", fails[0]);
-    assert!(fails[0].contains("offered updates to beta 1001.0.0 (bbbbbbbbbbbb, refused)"), "{}", fails[0]);
-    assert!(fails[0].ends_with("the policy counts it with an update step installing beta 1001.0.0 (evidence: update)"), "{}", fails[0]);
-    assert!(fails[1].starts_with("upgrade::stable-to-alpha passed only"), "{}", fails[1]);
+    assert!(
+        fails[0].starts_with("upgrade::beta-refused passed only without exercising beta 1001.0.0"),
+        "{}",
+        fails[0]
+    );
+    assert!(
+        fails[0].contains("offered updates to beta 1001.0.0 (bbbbbbbbbbbb, refused)"),
+        "{}",
+        fails[0]
+    );
+    assert!(
+        fails[0].ends_with(
+            "the policy counts it with an update step installing beta 1001.0.0 (evidence: update)"
+        ),
+        "{}",
+        fails[0]
+    );
+    assert!(
+        fails[1].starts_with("upgrade::stable-to-alpha passed only"),
+        "{}",
+        fails[1]
+    );
     assert_eq!(
         having(&v, "required-tests", Status::Pass),
         ["required test upgrade::stable-to-beta passed"]
@@ -732,10 +750,19 @@ fn an_update_test_counts_when_it_installed_the_release_unless_the_policy_says_ot
     let v = judge("    evidence:\n      tests: { \"upgrade::*-refused\": offer }\n");
     let fails = having(&v, "evidence", Status::Fail);
     assert_eq!(fails.len(), 1, "{}", v.render());
-    assert!(fails[0].starts_with("upgrade::stable-to-alpha"), "{}", fails[0]);
+    assert!(
+        fails[0].starts_with("upgrade::stable-to-alpha"),
+        "{}",
+        fails[0]
+    );
     // `boot` for the whole suite: no test booted beta.
     let v = judge("    evidence:\n      suites: { upgrade: boot }\n");
-    assert_eq!(having(&v, "evidence", Status::Fail).len(), 3, "{}", v.render());
+    assert_eq!(
+        having(&v, "evidence", Status::Fail).len(),
+        3,
+        "{}",
+        v.render()
+    );
 }
 
 #[test]
@@ -750,7 +777,9 @@ fn an_evidence_policy_with_an_unknown_mode_names_its_place() {
         "{e}"
     );
     assert!(
-        e.contains("transitions[0].evidence.tests.x: `x` is not a glob over SUITE::TEST (it has no `::`)"),
+        e.contains(
+            "transitions[0].evidence.tests.x: `x` is not a glob over SUITE::TEST (it has no `::`)"
+        ),
         "{e}"
     );
     let e = policy::load_str(
@@ -760,7 +789,10 @@ fn an_evidence_policy_with_an_unknown_mode_names_its_place() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("promotion.yaml:4:17: unknown field `defaults`, expected one of"), "{e}");
+    assert!(
+        e.contains("promotion.yaml:4:17: unknown field `defaults`, expected one of"),
+        "{e}"
+    );
 }
 
 #[test]

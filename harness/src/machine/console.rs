@@ -24,6 +24,12 @@ impl Console {
         self.text.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// The text after `mark` (what one QEMU start printed, when `mark` was taken at its start).
+    pub fn since(&self, mark: usize) -> String {
+        let t = self.text.lock().unwrap_or_else(|e| e.into_inner());
+        t[floor_boundary(&t, mark)..].to_string()
+    }
+
     pub fn snapshot(&self) -> String {
         self.text.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -2,15 +2,17 @@
 //! serial console, QMP socket and SSH endpoint. Dropping it kills QEMU.
 
 pub mod accel;
+pub mod boot_watch;
 pub mod console;
+pub mod diagnose;
 pub mod process;
 pub mod qemu;
 pub mod qmp;
 pub mod segment;
 
-use crate::checks;
 use crate::ssh::{banner_ready, Endpoint, Ssh};
 use accel::Accel;
+use boot_watch::{AfterExit, BootFailure, BootWatch};
 use console::Console;
 use process::GroupChild;
 use qemu::{QemuConfig, QEMU_BINARY};
@@ -34,6 +36,13 @@ pub enum MachineError {
     /// The guest failed (did not boot, panicked, never answered SSH): the candidate's fault.
     #[error("{0}")]
     Guest(String),
+    /// The guest's boot failed for certain, at a known stage: the candidate's fault.
+    #[error("machine `{machine}`: {failure} (console: {})", console.display())]
+    Boot {
+        machine: String,
+        failure: BootFailure,
+        console: PathBuf,
+    },
 }
 
 impl MachineError {
@@ -96,6 +105,8 @@ pub struct Machine {
     pub resets: u32,
     events: Vec<serde_json::Value>,
     restore: Option<PathBuf>,
+    /// Started from a saved state: its first boot (and Ignition) happened in the template.
+    restored: bool,
 }
 
 impl Machine {
@@ -151,6 +162,7 @@ impl Machine {
             first_command_at_ms: None,
             resets: 0,
             events: Vec::new(),
+            restored: o.restore.is_some(),
             restore: o.restore,
         })
     }
@@ -195,10 +207,32 @@ impl Machine {
         Ok(())
     }
 
+    /// Logs in as core with the run's key, retrying until `deadline` while sshd is not ready.
+    /// A key sshd keeps refusing (3 tries over at least 3 s) is a definite failure, diagnosed
+    /// from the candidate's disk (`diagnose::key_refusal`).
     async fn login(&self, deadline: Instant) -> Result<Ssh, MachineError> {
+        let mut refusals: Option<(Instant, u32)> = None;
         loop {
             match Ssh::connect(self.endpoint(), Duration::from_secs(20)).await {
                 Ok(s) => return Ok(s),
+                Err(e) if e.downcast_ref::<crate::ssh::KeyRefused>().is_some() => {
+                    let (first, tries) = refusals.get_or_insert((Instant::now(), 0));
+                    *tries += 1;
+                    if *tries >= 3 && first.elapsed() >= Duration::from_secs(3) {
+                        let methods = e
+                            .downcast_ref::<crate::ssh::KeyRefused>()
+                            .map(|k| k.methods.clone())
+                            .unwrap_or_default();
+                        let refused = BootFailure::KeyRefused {
+                            methods,
+                            tries: *tries,
+                            diagnosis: None,
+                        };
+                        return Err(self.boot_failed(self.diagnose_refusal(refused).await));
+                    }
+                    tracing::debug!(machine = %self.name, "ssh key refused: {e:#}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
                 Err(e) if Instant::now() > deadline => {
                     return Err(MachineError::Guest(format!(
                         "machine `{}`: sshd answered but login as core failed: {e:#}",
@@ -376,18 +410,14 @@ impl Machine {
         }
     }
 
-    /// Waits for sshd's banner. A guest reset during boot (a kernel panic with `panic=1`, a
-    /// reboot) ends QEMU; like real hardware the machine starts again, up to `MAX_RESETS` times,
-    /// so a bootloader can fall back to the other slot. An emergency shell fails at once.
+    /// Waits for sshd's banner, watching the console for a failure that is certain
+    /// (`BootWatch`). A guest reset during boot (a kernel panic with `panic=1`, a reboot) ends
+    /// QEMU; like real hardware the machine starts again, so a bootloader can fall back to the
+    /// other slot, unless the watch says the resets are a loop.
     async fn wait_banner(&mut self, started: Instant) -> Result<Duration, MachineError> {
         let deadline = started + self.boot_timeout;
         let mut mark = self.console.mark();
-        let mut resets = 0;
-        // A kernel panic resets the machine (the images boot with panic=1) and, like real
-        // hardware, it starts again, so the bootloader can fall back to the other slot. The
-        // panic line and when it was seen: the reset must follow within PANIC_RESET_GRACE.
-        let mut panicked: Option<(String, Instant)> = None;
-        let mut last_panic: Option<String> = None;
+        let mut watch = BootWatch::new(self.sshd_grace(), PANIC_RESET_GRACE, MAX_RESETS + 1);
         loop {
             let addr = self.endpoint().addr();
             let ok =
@@ -397,66 +427,94 @@ impl Machine {
             if ok {
                 return Ok(started.elapsed());
             }
-            if let Some(line) = checks::fatal_console_line(&self.console.snapshot(), mark) {
-                if !checks::is_kernel_panic(&line) {
-                    return Err(MachineError::Guest(format!(
-                        "machine `{}` failed to boot: console shows `{}`",
-                        self.name, line
-                    )));
-                }
-                let (line, seen) = panicked.get_or_insert_with(|| (line, Instant::now()));
-                if seen.elapsed() > PANIC_RESET_GRACE {
-                    return Err(MachineError::Guest(format!(
-                        "machine `{}` failed to boot: console shows `{line}` and it did not reset within {}s",
-                        self.name,
-                        PANIC_RESET_GRACE.as_secs()
-                    )));
-                }
-            }
+            let text = self.console.since(mark);
+            watch
+                .check(&text, Instant::now())
+                .map_err(|f| self.boot_failed(f))?;
             let exited = match self.proc.as_mut() {
                 Some(p) => p.child.try_wait().ok().flatten(),
                 None => None,
             };
             if let Some(status) = exited {
-                let last = last_line(&self.console.snapshot());
                 // A guest reset ends QEMU (-no-reboot) with an exit code; a signal is someone
                 // else's doing (killed from outside, or a QEMU crash): never boot it again.
                 if let Some(killed) = killed_by_signal(&status) {
                     return Err(MachineError::Infra(format!(
-                        "machine `{}`: QEMU {killed} during boot (not a guest reset, not Aviary); last console line: `{last}`",
-                        self.name
+                        "machine `{}`: QEMU {killed} during boot (not a guest reset, not Aviary); last console line: `{}`",
+                        self.name,
+                        last_line(&self.console.snapshot())
                     )));
                 }
-                if let Some((line, _)) = panicked.take() {
-                    last_panic = Some(line);
+                let powered_off = self.shutdown_reason().await.as_deref() == Some("guest-shutdown");
+                let text = self.console.since(mark);
+                match watch.exited(&text, powered_off) {
+                    AfterExit::Fail(f) => return Err(self.boot_failed(f)),
+                    AfterExit::Restart => {}
                 }
-                if resets >= MAX_RESETS {
-                    let panic = last_panic
-                        .map(|p| format!("; last kernel panic: `{p}`"))
-                        .unwrap_or_default();
-                    return Err(MachineError::Guest(format!(
-                        "machine `{}`: reset {resets} times during boot and QEMU exited ({status}) before SSH came up; last console line: `{last}`{panic}",
-                        self.name
-                    )));
-                }
-                resets += 1;
                 self.resets += 1;
-                tracing::info!(machine = %self.name, resets, "guest reset during boot: starting QEMU again");
+                tracing::info!(machine = %self.name, starts = watch.starts(), "guest reset during boot: starting QEMU again");
                 self.wait_exit(Duration::from_secs(5)).await?;
                 mark = self.console.mark();
                 self.start_qemu().await?;
                 continue;
             }
             if Instant::now() > deadline {
-                return Err(MachineError::Guest(format!(
-                    "machine `{}`: no SSH banner within {:.0}s; last console line: `{}`",
-                    self.name,
-                    self.boot_timeout.as_secs_f64(),
-                    last_line(&self.console.snapshot())
-                )));
+                return Err(self.boot_failed(watch.timed_out(&text, self.boot_timeout)));
             }
             // Poll interval of the banner probe, inside the deadline above.
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// How long sshd may stay silent after the console's login prompt: a twentieth of the boot's
+    /// deadline, 10 to 30 s (a healthy TCG boot answers within a few seconds of its prompt).
+    fn sshd_grace(&self) -> Duration {
+        (self.boot_timeout / 16).clamp(Duration::from_secs(10), Duration::from_secs(30))
+    }
+
+    /// Why QEMU's last run ended, from its QMP SHUTDOWN event ("guest-shutdown" for a
+    /// poweroff, "guest-reset" for a reset or panic=1).
+    async fn shutdown_reason(&self) -> Option<String> {
+        let q = self.qmp.as_ref()?;
+        let ev = q
+            .wait_event(0, Duration::from_secs(2), |v| v["event"] == "SHUTDOWN")
+            .await
+            .ok()?;
+        ev["data"]["reason"].as_str().map(String::from)
+    }
+
+    /// Reads the candidate's disk (QEMU paused) to tell why sshd refused the key.
+    async fn diagnose_refusal(&self, refused: BootFailure) -> BootFailure {
+        let console = self.console.snapshot();
+        let pubkey = std::fs::read_to_string(self.key.with_extension("pub")).unwrap_or_default();
+        let first_boot = self.cfg.ignition.is_some() && self.boots.is_empty() && !self.restored;
+        let paused = self.qmp("stop", serde_json::json!({})).await.is_ok();
+        let overlay = self.cfg.overlay.clone();
+        let f = tokio::task::spawn_blocking(move || {
+            diagnose::key_refusal(
+                refused,
+                &console,
+                &pubkey,
+                first_boot,
+                diagnose::read_from(&overlay),
+            )
+        })
+        .await;
+        if paused {
+            let _ = self.qmp("cont", serde_json::json!({})).await;
+        }
+        f.unwrap_or_else(|e| BootFailure::KeyRefused {
+            methods: String::new(),
+            tries: 0,
+            diagnosis: Some(format!("diagnosis failed: {e}")),
+        })
+    }
+
+    fn boot_failed(&self, f: BootFailure) -> MachineError {
+        MachineError::Boot {
+            machine: self.name.clone(),
+            failure: f,
+            console: self.dir.join("console.log"),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod retry;
 pub mod schedule;
 pub mod snapshot;
 pub mod steps;
+pub mod template;
 pub mod test;
 
 use crate::images::manifest::Manifest;

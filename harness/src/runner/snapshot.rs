@@ -24,7 +24,7 @@ pub struct Template {
     pub boot_s: f64,
     pub save_s: f64,
     pub state_bytes: u64,
-    /// A template saved after a test's setup steps: their log (see `runner::test::setup_key`).
+    /// A template saved after a test's setup steps: their log (see `runner::template::setup_key`).
     pub setup: Option<String>,
     /// The setup's `update` steps.
     pub updates: Vec<super::result::UpdateRecord>,

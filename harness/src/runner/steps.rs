@@ -25,6 +25,7 @@ impl From<MachineError> for StepError {
         match e {
             MachineError::Infra(m) => StepError::Infra(m),
             MachineError::Guest(m) => StepError::Failed(m),
+            e @ MachineError::Boot { .. } => StepError::Failed(e.to_string()),
         }
     }
 }
@@ -157,8 +158,10 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
                     unit = Some(u.clone());
                     (
                         format!("unit {u} active"),
+                        // A masked unit can never start (exit 4); one systemd does not know for
+                        // 5 s is not coming (exit 5); a failed one has given up (exit 3).
                         format!(
-                            "timeout {secs} sh -c 'until systemctl is-active -q \"$0\"; do if systemctl is-failed -q \"$0\"; then exit 3; fi; sleep 0.5; done' {}",
+                            "timeout {secs} sh -c 'nf=0; until systemctl is-active -q \"$0\"; do case $(systemctl show -P LoadState \"$0\" 2>/dev/null) in masked) exit 4;; not-found) nf=$((nf+1)); [ $nf -ge 10 ] && exit 5;; *) nf=0;; esac; if systemctl is-failed -q \"$0\"; then exit 3; fi; sleep 0.5; done' {}",
                             sq(&u)
                         ),
                     )
@@ -208,6 +211,12 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
                         why
                     ))
                 }
+                4 => fail(format!(
+                    "{what} on {on}: the unit is masked (LoadState=masked): it can never start"
+                )),
+                5 => fail(format!(
+                    "{what} on {on}: systemd has no such unit (LoadState=not-found for 5s)"
+                )),
                 s => fail(format!(
                     "waiting for {what} on {on}: exit {s}: {}",
                     out.stderr.trim()

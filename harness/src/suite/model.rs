@@ -42,7 +42,7 @@ pub struct Test {
     pub boot: BootMode,
     /// How many of `steps` are its `setup:` (they come first). Tests of one machine with the
     /// same machine and the same setup start from one saved state after it
-    /// (`runner::test::setup_key`); otherwise the setup runs as the test's first steps.
+    /// (`runner::template::setup_key`); otherwise the setup runs as the test's first steps.
     pub setup: usize,
     /// The setup steps, then the test's own.
     pub steps: Vec<Step>,

@@ -1,0 +1,547 @@
+//! Watching one boot: where it got to (bootloader, kernel, initramfs, userspace, sshd, login)
+//! from the serial console and the SSH conversation, and the moment a failure is certain.
+//!
+//! A boot that cannot succeed ends at once with its stage and the console line that proves
+//! it, instead of waiting for the boot's deadline: an emergency or rescue shell, Ignition
+//! failing, a kernel panic on two starts in a row, two starts that never got past the
+//! bootloader, a guest that powers itself off, a login prompt with nothing answering on the
+//! SSH port, sshd refusing the run's key. Pure logic over text and instants: the machine feeds
+//! it, the tests drive it with console transcripts.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// How far a boot got, as the console and SSH show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// No output yet.
+    Firmware,
+    /// The bootloader printed, nothing after it yet (a quiet kernel prints nothing either).
+    Bootloader,
+    /// Kernel messages.
+    Kernel,
+    /// The initramfs (dracut, Ignition).
+    Initramfs,
+    /// The real root's userspace (a login prompt, systemd's status lines).
+    Userspace,
+    /// sshd answered with its banner.
+    Sshd,
+    /// Logged in with the run's key.
+    Login,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Firmware => "firmware",
+            Stage::Bootloader => "bootloader",
+            Stage::Kernel => "kernel",
+            Stage::Initramfs => "initramfs",
+            Stage::Userspace => "userspace",
+            Stage::Sshd => "sshd",
+            Stage::Login => "login",
+        })
+    }
+}
+
+/// Why a boot failed: the candidate's fault, with the stage and the evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BootFailure {
+    /// QEMU started `starts` times and each time the guest reset with no output after the
+    /// bootloader's: it never started a kernel.
+    NoKernel { starts: u32, last: String },
+    /// A kernel panic on `panics` starts in a row.
+    PanicLoop { panics: u32, line: String },
+    /// A kernel panic, and no reset within the grace.
+    PanicHang { line: String, grace: Duration },
+    /// An emergency or rescue shell, or the initramfs' own failure report.
+    Emergency { stage: Stage, line: String },
+    /// Ignition reported a failure.
+    Ignition { line: String },
+    /// A first boot with an Ignition config reached sshd unprovisioned: Ignition never ran.
+    IgnitionNeverRan { evidence: String },
+    /// The guest powered itself off before SSH came up.
+    PoweredOff { stage: Stage, last: String },
+    /// The guest kept resetting at a later stage.
+    Resets {
+        starts: u32,
+        stage: Stage,
+        last: String,
+    },
+    /// sshd's unit failed to start.
+    SshdFailed { line: String },
+    /// A login prompt appeared, and nothing answered on the SSH port for `waited`.
+    SshdSilent { prompt: String, waited: Duration },
+    /// sshd answered, and refused the run's key.
+    KeyRefused {
+        methods: String,
+        tries: u32,
+        diagnosis: Option<String>,
+    },
+    /// Nothing definite, and the boot's deadline passed.
+    Timeout {
+        stage: Stage,
+        waited: Duration,
+        last: String,
+    },
+}
+
+impl BootFailure {
+    pub fn stage(&self) -> Stage {
+        match self {
+            BootFailure::NoKernel { .. } => Stage::Bootloader,
+            BootFailure::PanicLoop { .. } | BootFailure::PanicHang { .. } => Stage::Kernel,
+            BootFailure::Emergency { stage, .. }
+            | BootFailure::PoweredOff { stage, .. }
+            | BootFailure::Resets { stage, .. }
+            | BootFailure::Timeout { stage, .. } => *stage,
+            BootFailure::Ignition { .. } | BootFailure::IgnitionNeverRan { .. } => Stage::Initramfs,
+            BootFailure::SshdFailed { .. } | BootFailure::SshdSilent { .. } => Stage::Sshd,
+            BootFailure::KeyRefused { .. } => Stage::Login,
+        }
+    }
+}
+
+impl fmt::Display for BootFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "boot failed at the {} stage: ", self.stage())?;
+        match self {
+            BootFailure::NoKernel { starts, last } => write!(
+                f,
+                "the bootloader never started a kernel: {starts} starts in a row reset with no output after the bootloader's; last console line: `{last}`"
+            ),
+            BootFailure::PanicLoop { panics, line } => {
+                write!(f, "kernel panic on {panics} starts in a row: `{line}`")
+            }
+            BootFailure::PanicHang { line, grace } => write!(
+                f,
+                "kernel panic, and the guest did not reset within {}s: `{line}`",
+                grace.as_secs()
+            ),
+            BootFailure::Emergency { line, .. } => write!(f, "emergency shell: console shows `{line}`"),
+            BootFailure::Ignition { line } => write!(f, "Ignition failed: console shows `{line}`"),
+            BootFailure::IgnitionNeverRan { evidence } => write!(
+                f,
+                "Ignition never ran on this first boot with a config: {evidence}"
+            ),
+            BootFailure::PoweredOff { last, .. } => write!(
+                f,
+                "the guest powered itself off before SSH came up; last console line: `{last}`"
+            ),
+            BootFailure::Resets { starts, last, .. } => write!(
+                f,
+                "the guest reset {starts} times before SSH came up; last console line: `{last}`"
+            ),
+            BootFailure::SshdFailed { line } => write!(f, "sshd did not start: console shows `{line}`"),
+            BootFailure::SshdSilent { prompt, waited } => write!(
+                f,
+                "sshd never listened: the console showed the login prompt `{prompt}` and nothing answered on the SSH port for {:.0}s after it",
+                waited.as_secs_f64()
+            ),
+            BootFailure::KeyRefused {
+                methods,
+                tries,
+                diagnosis,
+            } => {
+                write!(
+                    f,
+                    "sshd answered but refused the run's key ({tries} tries; the server offered: {methods})"
+                )?;
+                if let Some(d) = diagnosis {
+                    write!(f, "; {d}")?;
+                }
+                Ok(())
+            }
+            BootFailure::Timeout { waited, last, .. } => write!(
+                f,
+                "no SSH banner within {:.0}s; last console line: `{last}`",
+                waited.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// Console lines that end a boot at once, with the stage they prove.
+const EMERGENCY: &[(&str, Stage)] = &[
+    ("aviary-emergency:", Stage::Initramfs),
+    ("Starting dracut-emergency.service", Stage::Initramfs),
+    ("dracut-emergency", Stage::Initramfs),
+    ("rdsosreport.txt", Stage::Initramfs),
+    ("You are in emergency mode", Stage::Userspace),
+    ("You are in rescue mode", Stage::Userspace),
+    ("Entering emergency mode", Stage::Userspace),
+    ("Starting emergency.service", Stage::Userspace),
+    ("Starting rescue.service", Stage::Userspace),
+];
+
+/// Ignition's own failure report, or its unit's: only crit-level journal lines reach the
+/// console, so a retrying fetch never shows there.
+fn is_ignition_failure(line: &str) -> bool {
+    line.contains("Ignition failed")
+        || line.contains("Failed to start ignition")
+        || (line.contains("ignition[") && line.contains("CRITICAL"))
+}
+
+const SSHD_FAILED: &[&str] = &[
+    "Failed to start ssh.service",
+    "Failed to start sshd.service",
+    "Failed to start OpenBSD Secure Shell server",
+];
+
+const PANIC: &str = "Kernel panic - not syncing";
+
+/// The stage `text` (one QEMU start's console) shows.
+pub fn stage_of(text: &str) -> Stage {
+    let mut stage = Stage::Firmware;
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() {
+            continue;
+        }
+        let s = if is_prompt(l) || l.contains("[  OK  ]") || l.starts_with("Debian GNU/Linux") {
+            Stage::Userspace
+        } else if l.contains("dracut") || l.contains("ignition") || l.contains("Ignition") {
+            Stage::Initramfs
+        } else if is_kernel_line(l) {
+            Stage::Kernel
+        } else {
+            Stage::Bootloader
+        };
+        stage = stage.max(s);
+    }
+    stage
+}
+
+/// A getty's prompt: "NAME login:" at the end of the console.
+fn is_prompt(line: &str) -> bool {
+    line.ends_with(" login:") || line == "login:"
+}
+
+/// A kernel message: "[    1.234567] …".
+fn is_kernel_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else {
+        return line.contains(PANIC);
+    };
+    let Some((stamp, _)) = rest.split_once(']') else {
+        return false;
+    };
+    let stamp = stamp.trim();
+    !stamp.is_empty() && stamp.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(crate::checks::clean)
+        .unwrap_or_else(|| "(no console output)".into())
+}
+
+/// Follows one boot (all its QEMU starts) and says when it has failed for certain.
+#[derive(Debug)]
+pub struct BootWatch {
+    /// QEMU starts so far in this boot (1 once the first started).
+    starts: u32,
+    /// Starts in a row that ended in a kernel panic, and in a reset before any kernel output.
+    panics_in_a_row: u32,
+    silent_in_a_row: u32,
+    /// The panic of the current start, and when it was seen.
+    panicked: Option<(String, Instant)>,
+    /// The login prompt of the current start, and when it was seen.
+    prompt: Option<(String, Instant)>,
+    /// How long sshd may stay silent after the login prompt; how long a panicked guest may
+    /// take to reset.
+    sshd_grace: Duration,
+    panic_grace: Duration,
+    max_starts: u32,
+}
+
+/// What the machine should do after QEMU ended during a boot.
+#[derive(Debug, PartialEq)]
+pub enum AfterExit {
+    /// Start QEMU again (a reset: a bootloader may fall back to the other slot).
+    Restart,
+    Fail(BootFailure),
+}
+
+impl BootWatch {
+    pub fn new(sshd_grace: Duration, panic_grace: Duration, max_starts: u32) -> BootWatch {
+        BootWatch {
+            starts: 1,
+            panics_in_a_row: 0,
+            silent_in_a_row: 0,
+            panicked: None,
+            prompt: None,
+            sshd_grace,
+            panic_grace,
+            max_starts,
+        }
+    }
+
+    /// Checks the current start's console (`text`) at `now`, the SSH banner not seen yet.
+    pub fn check(&mut self, text: &str, now: Instant) -> Result<(), BootFailure> {
+        for raw in text.lines() {
+            let line = raw.trim();
+            if let Some((_, stage)) = EMERGENCY.iter().find(|(p, _)| line.contains(p)) {
+                return Err(BootFailure::Emergency {
+                    stage: *stage,
+                    line: crate::checks::clean(line),
+                });
+            }
+            if is_ignition_failure(line) {
+                return Err(BootFailure::Ignition {
+                    line: crate::checks::clean(line),
+                });
+            }
+            if SSHD_FAILED.iter().any(|p| line.contains(p)) {
+                return Err(BootFailure::SshdFailed {
+                    line: crate::checks::clean(line),
+                });
+            }
+            if line.contains(PANIC) && self.panicked.is_none() {
+                self.panicked = Some((crate::checks::clean(line), now));
+            }
+        }
+        if let Some((line, seen)) = &self.panicked {
+            if now.duration_since(*seen) > self.panic_grace {
+                return Err(BootFailure::PanicHang {
+                    line: line.clone(),
+                    grace: self.panic_grace,
+                });
+            }
+        }
+        let prompt = text
+            .lines()
+            .map(str::trim)
+            .rev()
+            .find(|l| is_prompt(l))
+            .map(crate::checks::clean);
+        if let (None, Some(p)) = (&self.prompt, prompt) {
+            self.prompt = Some((p, now));
+        }
+        if let Some((p, seen)) = &self.prompt {
+            let waited = now.duration_since(*seen);
+            if waited > self.sshd_grace {
+                return Err(BootFailure::SshdSilent {
+                    prompt: p.clone(),
+                    waited,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// QEMU ended by itself during the boot; `text` is that start's console and
+    /// `powered_off` whether the guest asked for a poweroff (QMP SHUTDOWN, guest-shutdown).
+    pub fn exited(&mut self, text: &str, powered_off: bool) -> AfterExit {
+        let stage = stage_of(text);
+        let last = last_line(text);
+        if powered_off {
+            return AfterExit::Fail(BootFailure::PoweredOff { stage, last });
+        }
+        let panic = self.panicked.take().map(|(l, _)| l).or_else(|| {
+            text.lines()
+                .find(|l| l.contains(PANIC))
+                .map(crate::checks::clean)
+        });
+        self.prompt = None;
+        match &panic {
+            Some(_) => {
+                self.panics_in_a_row += 1;
+                self.silent_in_a_row = 0;
+            }
+            None if stage <= Stage::Bootloader => {
+                self.silent_in_a_row += 1;
+                self.panics_in_a_row = 0;
+            }
+            None => {
+                self.panics_in_a_row = 0;
+                self.silent_in_a_row = 0;
+            }
+        }
+        if self.panics_in_a_row >= 2 {
+            return AfterExit::Fail(BootFailure::PanicLoop {
+                panics: self.panics_in_a_row,
+                line: panic.unwrap_or_default(),
+            });
+        }
+        if self.silent_in_a_row >= 2 {
+            return AfterExit::Fail(BootFailure::NoKernel {
+                starts: self.silent_in_a_row,
+                last,
+            });
+        }
+        if self.starts >= self.max_starts {
+            return AfterExit::Fail(BootFailure::Resets {
+                starts: self.starts,
+                stage,
+                last,
+            });
+        }
+        self.starts += 1;
+        AfterExit::Restart
+    }
+
+    /// The boot's deadline passed with nothing definite.
+    pub fn timed_out(&self, text: &str, waited: Duration) -> BootFailure {
+        BootFailure::Timeout {
+            stage: stage_of(text),
+            waited,
+            last: last_line(text),
+        }
+    }
+
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn watch() -> BootWatch {
+        BootWatch::new(20 * S, 20 * S, 4)
+    }
+
+    const GRUB: &str = "  Booting `Slot A (OK=1 TRY=1)'\n\naviary: booting slot A\n";
+    const HEALTHY: &str = "  Booting `Slot A (OK=1 TRY=1)'\n\naviary: booting slot A\n\n\nDebian GNU/Linux 12 node ttyS0\n\nnode login: ";
+
+    #[test]
+    fn stages_follow_the_console() {
+        assert_eq!(stage_of(""), Stage::Firmware);
+        assert_eq!(stage_of(GRUB), Stage::Bootloader);
+        assert_eq!(
+            stage_of(&format!("{GRUB}[    3.101] EXT4-fs (vda3): mounted\n")),
+            Stage::Kernel
+        );
+        assert_eq!(
+            stage_of(&format!(
+                "{GRUB}[    9.1] ignition[312]: fetch: fetched config\n"
+            )),
+            Stage::Initramfs
+        );
+        assert_eq!(stage_of(HEALTHY), Stage::Userspace);
+    }
+
+    #[test]
+    fn a_healthy_boot_is_left_alone_until_its_prompt_outlives_the_sshd_grace() {
+        let t0 = Instant::now();
+        let mut w = watch();
+        assert_eq!(w.check(GRUB, t0), Ok(()));
+        assert_eq!(w.check(HEALTHY, t0 + 30 * S), Ok(()));
+        assert_eq!(w.check(HEALTHY, t0 + 49 * S), Ok(()));
+        match w.check(HEALTHY, t0 + 51 * S) {
+            Err(f @ BootFailure::SshdSilent { .. }) => {
+                assert_eq!(f.stage(), Stage::Sshd);
+                assert_eq!(
+                    f.to_string(),
+                    "boot failed at the sshd stage: sshd never listened: the console showed the login prompt `node login:` and nothing answered on the SSH port for 21s after it"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn emergency_shells_and_ignition_fail_at_once_with_their_stage() {
+        let t0 = Instant::now();
+        let initrd =
+            format!("{GRUB}aviary-emergency: the first-boot initramfs failed; powering off\n");
+        let f = watch().check(&initrd, t0).unwrap_err();
+        assert_eq!(f.stage(), Stage::Initramfs);
+        let root =
+            format!("{GRUB}You are in emergency mode. After logging in, type \"journalctl -xb\"\n");
+        let f = watch().check(&root, t0).unwrap_err();
+        assert_eq!(f.stage(), Stage::Userspace);
+        assert!(
+            f.to_string()
+                .contains("emergency shell: console shows `You are in emergency mode."),
+            "{f}"
+        );
+        let rescue = "You are in rescue mode. After logging in\n";
+        assert!(matches!(
+            watch().check(rescue, t0),
+            Err(BootFailure::Emergency { .. })
+        ));
+        let ign = format!(
+            "{GRUB}[   12.0] ignition[401]: Ignition failed: failed to create users/groups\n"
+        );
+        let f = watch().check(&ign, t0).unwrap_err();
+        assert!(matches!(f, BootFailure::Ignition { .. }), "{f:?}");
+        assert_eq!(f.stage(), Stage::Initramfs);
+        let sshd = "[FAILED] Failed to start ssh.service - OpenBSD Secure Shell server.\n";
+        assert!(matches!(
+            watch().check(sshd, t0),
+            Err(BootFailure::SshdFailed { .. })
+        ));
+        // A finished Ignition run is not a failure.
+        let ok = "[   10.0] ignition[400]: Ignition finished successfully\n";
+        assert_eq!(watch().check(ok, t0), Ok(()));
+    }
+
+    #[test]
+    fn one_panic_may_fall_back_but_two_in_a_row_are_a_loop() {
+        let t0 = Instant::now();
+        let panic = format!("{GRUB}[    4.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n");
+        let mut w = watch();
+        assert_eq!(w.check(&panic, t0), Ok(()));
+        assert_eq!(w.exited(&panic, false), AfterExit::Restart);
+        // The next start boots the other slot: a healthy prompt, then SSH.
+        assert_eq!(w.check(HEALTHY, t0 + 10 * S), Ok(()));
+        let mut w = watch();
+        assert_eq!(w.exited(&panic, false), AfterExit::Restart);
+        match w.exited(&panic, false) {
+            AfterExit::Fail(f @ BootFailure::PanicLoop { .. }) => {
+                assert!(f.to_string().starts_with("boot failed at the kernel stage: kernel panic on 2 starts in a row: `[    4.1] Kernel panic"), "{f}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A panic the guest never resets from.
+        let mut w = watch();
+        assert_eq!(w.check(&panic, t0), Ok(()));
+        assert!(matches!(
+            w.check(&panic, t0 + 21 * S),
+            Err(BootFailure::PanicHang { .. })
+        ));
+    }
+
+    #[test]
+    fn two_starts_that_never_leave_the_bootloader_mean_no_kernel() {
+        let loop_ =
+            "aviary: no bootable slot (ORDER=A B A_OK=1 B_OK=0); TRY flags reset, rebooting\n";
+        let mut w = watch();
+        assert_eq!(w.exited(loop_, false), AfterExit::Restart);
+        match w.exited("error: invalid magic number.\n", false) {
+            AfterExit::Fail(f) => assert_eq!(
+                f.to_string(),
+                "boot failed at the bootloader stage: the bootloader never started a kernel: 2 starts in a row reset with no output after the bootloader's; last console line: `error: invalid magic number.`"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_guest_that_powers_off_or_keeps_resetting_fails_with_its_stage() {
+        let mut w = watch();
+        match w.exited(HEALTHY, true) {
+            AfterExit::Fail(f) => assert_eq!(f.stage(), Stage::Userspace),
+            other => panic!("{other:?}"),
+        }
+        let mut w = BootWatch::new(20 * S, 20 * S, 2);
+        assert_eq!(w.exited(HEALTHY, false), AfterExit::Restart);
+        assert_eq!(w.starts(), 2);
+        assert!(matches!(
+            w.exited(HEALTHY, false),
+            AfterExit::Fail(BootFailure::Resets { starts: 2, .. })
+        ));
+        let t = w.timed_out(GRUB, 300 * S);
+        assert_eq!(
+            t.to_string(),
+            "boot failed at the bootloader stage: no SSH banner within 300s; last console line: `aviary: booting slot A`"
+        );
+    }
+}
