@@ -55,6 +55,11 @@ pub enum Command {
     /// Decide whether a release may move to the next channel, from runs' reports.
     /// Exit codes: 0 promote, 1 hold, 2 bad input.
     Gate(GateArgs),
+    /// Qualify a channel's release for the next channel: build what is missing, run every test
+    /// the promotion policy requires of it the way the policy counts it (its own boots, updates
+    /// into it), gate, and print the verdict with every reason.
+    /// Exit codes: 0 promote, 1 hold, 2 bad input or no verdict, 130 interrupted.
+    Qualify(QualifyArgs),
     /// Internal: QEMU's guestfwd runs this per guest connection to reach the update server.
     #[command(hide = true)]
     GuestfwdProxy { addr: String },
@@ -84,7 +89,7 @@ pub struct RunArgs {
     pub select: SelectArgs,
     /// Tests run at once (each boots its own VMs): a number, or `auto` to pack tests by their
     /// machines' vCPUs and memory against the host's cores and free memory.
-    #[arg(short = 'j', long = "jobs", default_value = "1")]
+    #[arg(short = 'j', long = "jobs", default_value = "auto")]
     pub jobs: crate::runner::schedule::Jobs,
     /// Leave the VMs of failed tests running and print how to reach them; Ctrl-C ends them.
     #[arg(long)]
@@ -147,6 +152,38 @@ pub struct GateArgs {
     /// Run folders (reports/<run-id>/, or their summary.json): shards, CI machines, reruns.
     #[arg(required = true)]
     pub reports: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct QualifyArgs {
+    /// The channel whose release is judged (beta: may it become stable?).
+    pub channel: String,
+    /// The channel it would move to (default: the policy's one transition from CHANNEL).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The promotion policy (default: images/promotion.yaml in the workspace).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Tests run at once: a number, or `auto` (pack by vCPUs and memory).
+    #[arg(short = 'j', long = "jobs", default_value = "auto")]
+    pub jobs: crate::runner::schedule::Jobs,
+    /// Run a test that did not pass again, up to N more times (flaky tests count against the
+    /// policy's flake budget).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+    /// Where the run folder goes (default: reports/ in the workspace); verdict.json goes in it.
+    #[arg(long)]
+    pub reports: Option<PathBuf>,
+    /// Seed recorded in the reports (default: random).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print the plan (each required test and how it runs) and stop.
+    #[arg(long)]
+    pub list: bool,
+    /// On a promote verdict, copy the release into the next channel of the manifest and log it
+    /// in promotions.log (as `aviary gate --promote`).
+    #[arg(long)]
+    pub promote: bool,
 }
 
 #[derive(Debug, Subcommand)]

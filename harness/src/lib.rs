@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod disk;
+pub mod error;
 pub mod gate;
 pub mod ignition;
 pub mod images;

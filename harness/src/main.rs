@@ -12,7 +12,7 @@ fn main() {
     let code = match aviary::commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            if e.downcast_ref::<aviary::commands::BadInput>().is_some() {
+            if e.downcast_ref::<aviary::error::BadInput>().is_some() {
                 eprintln!("{e}");
             } else {
                 eprintln!("error: {e:#}");

@@ -371,3 +371,48 @@ fn report_merge_refuses_what_cannot_be_one_run() {
     );
     assert!(!out.exists(), "nothing written when merging fails");
 }
+
+#[test]
+fn qualify_lists_what_the_policy_requires_and_how_each_test_runs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_aviary"))
+        .args(["qualify", "beta", "--list"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("aviary qualify: beta 1001.0.0 -> stable ("),
+        "{err}"
+    );
+    // A suite that tests a release alone boots the candidate on every machine; an update test
+    // runs as written, into the candidate.
+    assert!(
+        err.contains("  provisioning::core-user-key-logs-in  boots beta (boot)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("  upgrade-rollback::stable-to-beta  as written: boots stable, updates to beta (boot-or-update)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("  upgrade-rollback::stable-to-beta-corrupted-payload-refused  as written: boots stable, updates to beta (offer)"),
+        "{err}"
+    );
+    assert!(!err.contains("upgrade-rollback::stable-to-alpha "), "{err}");
+}
+
+#[test]
+fn qualify_refuses_a_channel_the_policy_does_not_promote() {
+    let (code, err) = aviary(&["qualify", "stable"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "has no rules for stable -> any channel; it has: alpha -> beta, beta -> stable"
+        ),
+        "{err}"
+    );
+    let (code, err) = aviary(&["qualify", "gamma"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("gamma"), "{err}");
+}

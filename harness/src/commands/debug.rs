@@ -1,6 +1,6 @@
 //! `aviary reproduce` and `aviary spawn`: machines for an engineer, from a repro bundle or by hand.
 
-use super::{cmd_run, BadInput};
+use super::{run::cmd_run, BadInput};
 use crate::cli::*;
 use crate::images::{Images, Workspace};
 use crate::suite::ImageRef;

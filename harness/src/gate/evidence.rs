@@ -3,7 +3,7 @@
 
 use super::evaluate::{RunEvidence, TestEvidence, TestStatus};
 use super::exercise::{Booted, Exercise};
-use crate::commands::BadInput;
+use crate::error::BadInput;
 use crate::runner::result::Outcome;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 pub mod evaluate;
 pub mod evidence;
 pub mod exercise;
+pub mod plan;
 pub mod policy;
 pub mod promote;
 pub mod verdict;
@@ -11,7 +12,7 @@ pub mod verdict;
 #[cfg(test)]
 mod tests;
 
-use crate::commands::BadInput;
+use crate::error::BadInput;
 use crate::images::manifest::Manifest;
 use crate::suite::{self, LoadContext};
 use std::collections::BTreeMap;

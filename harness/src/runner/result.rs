@@ -26,6 +26,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The one-line message of a test that did not pass; empty for a pass.
+    pub fn message(&self) -> &str {
+        match self {
+            Outcome::Passed => "",
+            Outcome::Failed { message, .. } | Outcome::Error { message, .. } => message,
+        }
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             Outcome::Passed => "PASS",

@@ -69,7 +69,42 @@ pub fn digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
         .collect()
 }
 
-type Slot = Arc<OnceCell<Result<Arc<Template>, String>>>;
+/// Why a template could not be made, and whose fault that is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateError {
+    /// The candidate did not boot (a definite boot failure, or SSH never came up).
+    Boot(String),
+    /// It booted, and the console, journal or failed-unit checks found a problem.
+    Checks(String),
+    /// The shared setup's steps failed on the candidate.
+    Setup(String),
+    /// The harness or host failed (QEMU, disk, saving the state): no verdict on the candidate.
+    Harness(String),
+}
+
+impl TemplateError {
+    /// Whether a test waiting on this template fails with its cause (the candidate's fault),
+    /// instead of booting cold. A failed check fails only tests that keep every check on.
+    pub fn fails(&self, checks: crate::suite::Checks) -> bool {
+        match self {
+            TemplateError::Boot(_) | TemplateError::Setup(_) => true,
+            TemplateError::Checks(_) => checks == crate::suite::Checks::default(),
+            TemplateError::Harness(_) => false,
+        }
+    }
+}
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TemplateError::Boot(m) | TemplateError::Harness(m) => f.write_str(m),
+            TemplateError::Checks(m) => write!(f, "its first boot did not pass the checks: {m}"),
+            TemplateError::Setup(m) => write!(f, "the setup failed: {m}"),
+        }
+    }
+}
+
+type Slot = Arc<OnceCell<Result<Arc<Template>, TemplateError>>>;
 
 /// The run's templates, made once per key even when tests run at once.
 pub struct Cache {
@@ -115,10 +150,14 @@ impl Cache {
 
     /// The template of `key`, made by `make` if no test made it yet; a failed make is
     /// remembered (the next machine with that key boots cold instead of failing the same way).
-    pub async fn get_or_make<F, Fut>(&self, key: &str, make: F) -> Result<Arc<Template>, String>
+    pub async fn get_or_make<F, Fut>(
+        &self,
+        key: &str,
+        make: F,
+    ) -> Result<Arc<Template>, TemplateError>
     where
         F: FnOnce(PathBuf) -> Fut,
-        Fut: std::future::Future<Output = Result<Template, String>>,
+        Fut: std::future::Future<Output = Result<Template, TemplateError>>,
     {
         let slot = self
             .slots
@@ -134,7 +173,7 @@ impl Cache {
     }
 
     /// Whether a template was tried for `key` and failed (its machines then boot cold).
-    pub fn failed(&self, key: &str) -> Option<String> {
+    pub fn failed(&self, key: &str) -> Option<TemplateError> {
         let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         match slots.get(key)?.get()? {
             Err(e) => Some(e.clone()),
@@ -370,11 +409,35 @@ mod tests {
             assert_eq!(t.disk, dir.path().join("k1/overlay.qcow2"));
         }
         assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let no_banner = TemplateError::Boot("no banner".into());
         let e = cache
-            .get_or_make("k2", |_| async { Err("no banner".to_string()) })
+            .get_or_make("k2", |_| async {
+                Err(TemplateError::Boot("no banner".into()))
+            })
             .await;
-        assert_eq!(e.unwrap_err(), "no banner");
-        assert_eq!(cache.failed("k2").as_deref(), Some("no banner"));
+        assert_eq!(e.unwrap_err(), no_banner);
+        // Every later machine with that key gets the same failure at once, without a boot.
+        let again = cache
+            .get_or_make("k2", |_| async { panic!("made twice") })
+            .await;
+        assert_eq!(again.unwrap_err(), no_banner);
+        assert_eq!(cache.failed("k2"), Some(no_banner));
         assert_eq!(cache.failed("k1"), None);
+    }
+
+    #[test]
+    fn a_template_failure_fails_waiting_tests_only_when_the_candidate_is_at_fault() {
+        use crate::suite::Checks;
+        let all = Checks::default();
+        let quiet = Checks {
+            console: false,
+            journal: false,
+            failed_units: false,
+        };
+        assert!(TemplateError::Boot("x".into()).fails(quiet));
+        assert!(TemplateError::Setup("x".into()).fails(all));
+        assert!(TemplateError::Checks("x".into()).fails(all));
+        assert!(!TemplateError::Checks("x".into()).fails(quiet));
+        assert!(!TemplateError::Harness("x".into()).fails(all));
     }
 }

@@ -5,9 +5,10 @@
 //! waiting on it then fail at once with its cause, or boot cold when the harness was at fault.
 
 use super::result::{Outcome, UpdateRecord};
+use super::snapshot::TemplateError;
 use super::test::{aviary_exe, post_checks, run_steps, update_servers, Job, Trail};
 use super::Shared;
-use crate::machine::{Machine, MachineOpts};
+use crate::machine::{Machine, MachineError, MachineOpts};
 use crate::suite::{BootMode, Checks};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -109,16 +110,20 @@ pub fn planned_keys(jobs: &[Job], accel: &str) -> Vec<String> {
     keys
 }
 
+/// A machine's options, pointed at its template when it has one, and the setup's updates when
+/// it starts after a shared setup (the test then skips its setup steps).
+pub(super) type Prepared = (MachineOpts, Option<Vec<UpdateRecord>>);
+
 /// Points `o` at the saved state after the test's setup when the plan shares one (making it
-/// first if no test made it yet); the setup's updates then, and the test skips its setup
-/// steps. Otherwise, or if that template failed, as `from_snapshot`, and the setup runs in
-/// the test.
+/// first if no test made it yet). Otherwise, or if that template failed for the harness, as
+/// `from_snapshot`, and the setup runs in the test. A template that failed for the candidate
+/// fails the test at once with its cause (`Err`, the failure's message).
 pub(super) async fn after_setup_or_snapshot(
     mut o: MachineOpts,
     job: &Job,
     shared: &Shared,
     notes: &std::sync::Mutex<Vec<String>>,
-) -> (MachineOpts, Option<Vec<UpdateRecord>>) {
+) -> Result<Prepared, String> {
     let note = |s: String| notes.lock().unwrap_or_else(|e| e.into_inner()).push(s);
     let accel = shared.info.accel.accel.to_string();
     if let (Some(cache), Some(key)) = (shared.snapshots.as_ref(), setup_key(job, &o.name, &accel)) {
@@ -151,7 +156,15 @@ pub(super) async fn after_setup_or_snapshot(
                     note(text);
                     o.base_image = t.disk.clone();
                     o.restore = Some(t.state.clone());
-                    return (o, Some(t.updates.clone()));
+                    return Ok((o, Some(t.updates.clone())));
+                }
+                Err(e) if e.fails(job.test.checks) => {
+                    return Err(shared_failure(
+                        &o.name,
+                        "the state saved after the setup",
+                        &e,
+                        &key,
+                    ))
                 }
                 Err(e) => note(format!(
                     "{}: no snapshot after the setup ({e}); the test runs its setup itself",
@@ -160,7 +173,14 @@ pub(super) async fn after_setup_or_snapshot(
             }
         }
     }
-    (from_snapshot(o, job, shared, notes).await, None)
+    Ok((from_snapshot(o, job, shared, notes).await?, None))
+}
+
+/// The failure of a test whose machine waited on a template that failed for the candidate.
+fn shared_failure(machine: &str, what: &str, e: &TemplateError, key: &str) -> String {
+    format!(
+        "machine `{machine}` starts from {what}, and making it failed: {e} (its console, journal and steps: snapshots/{key}/)"
+    )
 }
 
 /// Starts a machine (from its plain snapshot when there is one) with an update server of its
@@ -171,12 +191,18 @@ async fn make_setup_template(
     key: String,
     job: &Job,
     shared: &Shared,
-) -> Result<super::snapshot::Template, String> {
-    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let servers = update_servers(&job.test.steps[..job.test.setup]).await?;
+) -> Result<super::snapshot::Template, TemplateError> {
+    let harness = TemplateError::Harness;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| harness(format!("creating {}: {e}", dir.display())))?;
+    let servers = update_servers(&job.test.steps[..job.test.setup])
+        .await
+        .map_err(harness)?;
     o.guestfwd = servers.get(&o.name).map(|s| s.guestfwd(&aviary_exe()));
     let notes = std::sync::Mutex::new(Vec::new());
-    let o = from_snapshot(o, job, shared, &notes).await;
+    let o = from_snapshot(o, job, shared, &notes)
+        .await
+        .map_err(TemplateError::Boot)?;
     let mut log = String::new();
     for n in notes.into_inner().unwrap_or_else(|e| e.into_inner()) {
         let _ = writeln!(log, "{n}");
@@ -193,24 +219,25 @@ async fn make_setup_template(
 }
 
 /// Points `o` at the snapshot of its image and config when the test allows one; makes the
-/// snapshot first if this run has none yet. Any problem with it means a cold boot, noted in
-/// the steps log.
+/// snapshot first if this run has none yet. A template that failed for the harness means a
+/// cold boot, noted in the steps log; one that failed for the candidate fails the test at
+/// once with its cause (`Err`).
 async fn from_snapshot(
     mut o: MachineOpts,
     job: &Job,
     shared: &Shared,
     notes: &std::sync::Mutex<Vec<String>>,
-) -> MachineOpts {
+) -> Result<MachineOpts, String> {
     let note = |s: String| notes.lock().unwrap_or_else(|e| e.into_inner()).push(s);
     let Some(cache) = shared.snapshots.as_ref() else {
-        return o;
+        return Ok(o);
     };
     let accel = shared.info.accel.accel.to_string();
     let Some(key) = snapshot_key(job, &o.name, &accel) else {
-        return o;
+        return Ok(o);
     };
     if !cache.worth(&key) {
-        return o;
+        return Ok(o);
     }
     // The same machine, without the test's own update server, and a cluster member alone: the
     // same NIC (and MAC) on a port nothing listens to. `make_template` sets its folder.
@@ -246,9 +273,30 @@ async fn from_snapshot(
             o.base_image = t.disk.clone();
             o.restore = Some(t.state.clone());
         }
+        Err(e) if e.fails(job.test.checks) => {
+            return Err(shared_failure(
+                &o.name,
+                "the boot-once snapshot of its image and config",
+                &e,
+                &key,
+            ))
+        }
         Err(e) => note(format!("{}: no snapshot ({e}); booting cold", o.name)),
     }
-    o
+    Ok(o)
+}
+
+/// Copies a template's logs to the run folder when dropped: whatever ends its making.
+struct KeepLogs {
+    dir: PathBuf,
+    run_dir: PathBuf,
+    key: String,
+}
+
+impl Drop for KeepLogs {
+    fn drop(&mut self) {
+        super::snapshot::keep_logs(&self.dir, &self.run_dir, &self.key);
+    }
 }
 
 /// The steps a template runs after its boot: a test's setup, on servers of its own.
@@ -268,19 +316,30 @@ async fn make_template(
     key: String,
     shared: &Shared,
     mut setup: Option<Setup<'_>>,
-) -> Result<super::snapshot::Template, String> {
+) -> Result<super::snapshot::Template, TemplateError> {
     o.dir = dir.clone();
     let name = o.name.clone();
     let t0 = Instant::now();
+    // The template's logs reach the run folder even if a waiting test's timeout drops this.
+    let _logs = KeepLogs {
+        dir: dir.clone(),
+        run_dir: shared.info.dir.clone(),
+        key: key.clone(),
+    };
     let mut machines = BTreeMap::new();
     machines.insert(
         name.clone(),
-        Machine::create(o).await.map_err(|e| e.to_string())?,
+        Machine::create(o)
+            .await
+            .map_err(|e| TemplateError::Harness(e.to_string()))?,
     );
     let mut ready_s = 0.0;
-    let made: Result<(), String> = async {
+    let made: Result<(), TemplateError> = async {
         let m = machines.get_mut(&name).expect("inserted");
-        m.boot().await.map_err(|e| e.to_string())?;
+        m.boot().await.map_err(|e| match e {
+            MachineError::Infra(m) => TemplateError::Harness(m),
+            e => TemplateError::Boot(e.to_string()),
+        })?;
         if let Some(Setup {
             job,
             servers,
@@ -290,8 +349,11 @@ async fn make_template(
             let setup = 0..job.test.setup;
             match run_steps(job, setup, &mut machines, servers, shared, &dir, trail).await {
                 Outcome::Passed => {}
-                Outcome::Failed { message, .. } | Outcome::Error { message, .. } => {
-                    return Err(format!("the setup failed: {message}"))
+                Outcome::Failed { message, .. } => return Err(TemplateError::Setup(message)),
+                Outcome::Error { message, .. } => {
+                    return Err(TemplateError::Harness(format!(
+                        "the setup failed: {message}"
+                    )))
                 }
             }
         }
@@ -301,15 +363,12 @@ async fn make_template(
         if findings.is_empty() {
             Ok(())
         } else if setup.is_some() {
-            Err(format!(
-                "after the setup, the checks found: {}",
+            Err(TemplateError::Setup(format!(
+                "after it, the checks found: {}",
                 findings.join("; ")
-            ))
+            )))
         } else {
-            Err(format!(
-                "its first boot did not pass the checks: {}",
-                findings.join("; ")
-            ))
+            Err(TemplateError::Checks(findings.join("; ")))
         }
     }
     .await;
@@ -317,7 +376,10 @@ async fn make_template(
     let t1 = Instant::now();
     let state = dir.join("state");
     let saved = match made {
-        Ok(()) => m.save_state(&state).await.map_err(|e| e.to_string()),
+        Ok(()) => m
+            .save_state(&state)
+            .await
+            .map_err(|e| TemplateError::Harness(e.to_string())),
         Err(why) => {
             m.shutdown().await;
             Err(why)
@@ -326,7 +388,6 @@ async fn make_template(
     if let Some(s) = &setup {
         let _ = std::fs::write(dir.join("setup.log"), &s.trail.log);
     }
-    super::snapshot::keep_logs(&dir, &shared.info.dir, &key);
     let state_bytes = saved?;
     Ok(super::snapshot::Template {
         key,

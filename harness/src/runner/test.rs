@@ -62,6 +62,13 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
         },
     };
     let Trail { mut log, updates } = trail;
+    if log.is_empty() && !matches!(outcome, Outcome::Passed) {
+        let _ = writeln!(
+            log,
+            "{} before any machine was up (booting, or waiting for a template another test was making: its logs are in snapshots/ of the run folder)",
+            first_line(outcome.message())
+        );
+    }
     // Checks and artifacts, whatever happened.
     let mut findings = Vec::new();
     for (name, m) in machines.iter_mut() {
@@ -234,6 +241,17 @@ async fn body(
     for n in notes.into_inner().unwrap_or_else(|e| e.into_inner()) {
         let _ = writeln!(log, "{n}");
     }
+    // A template that failed for the candidate fails every test waiting on it, at once.
+    let prepared = match prepared.into_iter().collect::<Result<Vec<_>, String>>() {
+        Ok(p) => p,
+        Err(why) => {
+            let _ = writeln!(log, "{why}");
+            return Outcome::Failed {
+                message: format!("booting: {}", first_line(&why)),
+                detail: why,
+            };
+        }
+    };
     // A machine restored from the state after the setup skips it (only tests of one machine
     // have such a template), and its updates are the setup's.
     let skip = if !prepared.is_empty() && prepared.iter().all(|(_, done)| done.is_some()) {

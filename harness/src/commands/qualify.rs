@@ -1,0 +1,150 @@
+//! `aviary qualify CHANNEL`: the release engineer's main job. Builds what is missing, runs the
+//! tests the promotion policy requires of CHANNEL's release the way the policy counts them
+//! (`gate::plan`), gates the run, writes verdict.json and report.html beside it, and exits 0
+//! promote, 1 hold, 2 bad input or no verdict (a harness error in a test), 130 interrupted.
+
+use super::run::{execute, RunOptions};
+use super::{load_suites, BadInput};
+use crate::cli::*;
+use crate::gate::{policy, Decision, GateRequest};
+use crate::images::{Images, Workspace};
+use crate::report::html_file;
+use anyhow::Result;
+
+pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
+    crate::interrupt::install();
+    let ws = Workspace::discover();
+    let mut images = Images::open(ws.clone())?;
+    let channels = images.manifest.channel_names();
+    let policy_path = a
+        .policy
+        .clone()
+        .unwrap_or_else(|| ws.root.join("images/promotion.yaml"));
+    let policy = policy::load_file(&policy_path, &channels).map_err(|e| BadInput(e.to_string()))?;
+    let t = transition(&policy, &a)?;
+    let Some(entry) = images.manifest.channels.get(&a.channel) else {
+        return Err(BadInput(format!(
+            "error: unknown channel `{}`; {} has: {}",
+            a.channel,
+            ws.manifest_path().display(),
+            channels.join(", ")
+        ))
+        .into());
+    };
+    let release = entry.version.clone();
+    let suites = load_suites(&ws, &images, &[])?;
+    let planned = crate::gate::plan::plan(t, &suites, &a.channel)?;
+    eprintln!(
+        "aviary qualify: {} {release} -> {} ({} test(s) the policy {} requires):",
+        a.channel,
+        t.to,
+        planned.len(),
+        policy_path.display()
+    );
+    for p in &planned {
+        eprintln!(
+            "  {}::{}  {} ({})",
+            p.test.suite, p.test.name, p.how, p.mode
+        );
+    }
+    if a.list {
+        return Ok(EXIT_PASS);
+    }
+    let tests = planned.into_iter().map(|p| p.test).collect();
+    let opts = RunOptions {
+        jobs: a.jobs,
+        retries: a.retries,
+        seed: a.seed,
+        reports: a.reports.clone(),
+        cold: false,
+        keep_on_failure: false,
+        keep_all: false,
+        shard: None,
+    };
+    let run = execute(&ws, &mut images, &suites, tests, &opts)?;
+    if run.code == EXIT_INTERRUPTED {
+        eprintln!("aviary qualify: interrupted: no verdict");
+        return Ok(EXIT_INTERRUPTED);
+    }
+    let now = crate::clock::now_secs();
+    let req = GateRequest {
+        policy: policy_path,
+        manifest: ws.manifest_path(),
+        suites_dir: ws.root.join("suites"),
+        from: a.channel.clone(),
+        to: t.to.clone(),
+        release: release.clone(),
+        reports: vec![run.run_dir.clone()],
+        now,
+    };
+    let verdict = crate::gate::evaluate_request(&req)?;
+    print!("{}", verdict.render());
+    let path = run.run_dir.join("verdict.json");
+    let sha = verdict.write(&path)?;
+    println!("verdict.json: {} (sha256 {sha})", path.display());
+    match html_file::write_report(&run.run_dir, Some(&path)) {
+        Ok(p) => println!("report: {}", p.display()),
+        Err(e) => eprintln!("aviary qualify: could not write the report: {e}"),
+    }
+    match verdict.verdict {
+        Decision::Hold if run.code == EXIT_BAD_INPUT => {
+            eprintln!(
+                "aviary qualify: no verdict on {} {release}: the harness failed in at least one test (an error, not a failure of the candidate); see the reasons above",
+                a.channel
+            );
+            Ok(EXIT_BAD_INPUT)
+        }
+        Decision::Hold => Ok(EXIT_FAILURES),
+        Decision::Promote => {
+            if a.promote {
+                let manifest = ws.manifest_path();
+                let p = crate::gate::promote::promote(
+                    &manifest, &a.channel, &t.to, &release, &sha, now,
+                )?;
+                println!(
+                    "promoted: {} now lists {} {release} (same image); {}: {}",
+                    manifest.display(),
+                    t.to,
+                    p.log.display(),
+                    p.line
+                );
+            }
+            Ok(EXIT_PASS)
+        }
+    }
+}
+
+/// The policy's transition out of the channel (`--to`, or the only one there is).
+fn transition<'a>(p: &'a policy::Policy, a: &QualifyArgs) -> Result<&'a policy::Transition> {
+    let from: Vec<&policy::Transition> = p
+        .transitions
+        .iter()
+        .filter(|t| t.from == a.channel && a.to.as_ref().is_none_or(|to| &t.to == to))
+        .collect();
+    match from.as_slice() {
+        [t] => Ok(t),
+        [] => Err(BadInput(format!(
+            "error: {} has no rules for {} -> {}; it has: {}",
+            p.path.display(),
+            a.channel,
+            a.to.as_deref().unwrap_or("any channel"),
+            p.transitions
+                .iter()
+                .map(|t| format!("{} -> {}", t.from, t.to))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into()),
+        many => Err(BadInput(format!(
+            "error: {} has rules for {} to {} channels ({}); say which with --to",
+            p.path.display(),
+            a.channel,
+            many.len(),
+            many.iter()
+                .map(|t| t.to.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into()),
+    }
+}

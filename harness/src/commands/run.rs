@@ -1,0 +1,404 @@
+//! `aviary run`: select tests, resolve (and build) their images, write each test's Ignition
+//! configs and jobs, run them with the reporters, and map the result to an exit code. `execute`
+//! is shared with `aviary qualify`, which selects its tests from the promotion policy.
+
+use super::{load_suites, parse_shard, runtime, select, BadInput};
+use crate::cli::*;
+use crate::images::{Images, ResolvedImage, Workspace};
+use crate::machine::accel;
+use crate::report::{
+    html_file::HtmlReporter, junit::JunitReporter, progress::ProgressReporter,
+    summary::SummaryReporter, FanOut,
+};
+use crate::runner::result::{Outcome, RunInfo, TestResult};
+use crate::runner::test::Job;
+use crate::runner::{self, RunEnd, Shared};
+use crate::shard::Shard;
+use crate::suite::{self, ImageRef, Suite, Test};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
+    crate::interrupt::install();
+    let ws = Workspace::discover();
+    let mut images = Images::open(ws.clone())?;
+    let shard = parse_shard(&args.select)?;
+    let suites = load_suites(&ws, &images, &args.select.suites)?;
+    let tests = select(&suites, &args.select, &images)?;
+    if let (true, Some(s)) = (tests.is_empty(), shard) {
+        eprintln!(
+            "aviary: shard {s} has no tests (the selection has fewer than {} tests); writing empty reports",
+            s.index
+        );
+    }
+    let opts = RunOptions {
+        jobs: args.jobs,
+        retries: args.retries,
+        seed: args.seed,
+        reports: args.reports.clone(),
+        cold: args.cold,
+        keep_on_failure: args.keep_on_failure,
+        keep_all: args.keep_all,
+        shard,
+    };
+    Ok(execute(&ws, &mut images, &suites, tests, &opts)?.code)
+}
+
+/// How a run runs, whoever chose its tests.
+#[derive(Debug, Clone)]
+pub(super) struct RunOptions {
+    pub jobs: runner::schedule::Jobs,
+    pub retries: u32,
+    pub seed: Option<u64>,
+    pub reports: Option<PathBuf>,
+    pub cold: bool,
+    pub keep_on_failure: bool,
+    pub keep_all: bool,
+    pub shard: Option<Shard>,
+}
+
+/// A finished run: its exit code (`cli::EXIT_*`) and its folder.
+pub(super) struct Executed {
+    pub code: i32,
+    pub run_dir: PathBuf,
+}
+
+/// Runs `tests` (of `suites`) and writes the run folder; see the module comment.
+pub(super) fn execute(
+    ws: &Workspace,
+    images: &mut Images,
+    suites: &[Suite],
+    tests: Vec<Test>,
+    o: &RunOptions,
+) -> Result<Executed> {
+    if !tests.is_empty() {
+        check_host_tools()?;
+        check_memory(&tests)?;
+    }
+    let resolved = resolve_images(images, &tests)?;
+    let (stamp, started) = crate::clock::stamps(crate::clock::now_secs());
+    let seed = o.seed.unwrap_or_else(random_u64);
+    let run_id = format!("{stamp}-{:04x}", seed & 0xffff);
+    let reports = o.reports.clone().unwrap_or_else(|| ws.reports_dir());
+    let run_dir = reports.join(&run_id);
+    make_run_dir(&reports, &run_dir)?;
+    let key_dir = run_dir.join(".ssh");
+    private_dir(&key_dir)?;
+    let key = key_dir.join("id_ed25519");
+    crate::ssh::generate_key(&key)?;
+    let pubkey = std::fs::read_to_string(key.with_extension("pub"))
+        .with_context(|| format!("reading {}", key.with_extension("pub").display()))?;
+    let jobs = write_jobs(&run_dir, suites, &tests, &resolved, &pubkey)?;
+    let latest = reports.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(&run_id, &latest);
+    let rt = runtime()?;
+    let kernel = resolved.values().find_map(|r| r.vmlinuz.clone());
+    let decision = rt.block_on(accel::detect(&images.cache, kernel.as_deref()));
+    tracing::info!(accel = %decision.accel, reason = %decision.reason, scale = decision.timeout_scale, "accelerator");
+    let info = RunInfo {
+        evidence: crate::runner::result::EVIDENCE_FORMAT,
+        run_id,
+        started,
+        dir: run_dir.clone(),
+        seed,
+        accel: decision,
+        images: resolved.values().cloned().collect(),
+        suites: suites.iter().map(|s| s.name.clone()).collect(),
+        shard: o.shard,
+        retries: o.retries,
+        merged_from: Vec::new(),
+        schedule: None,
+    };
+    let code = rt.block_on(run_jobs(ws, images, info, key, jobs, o))?;
+    drop(rt);
+    crate::machine::process::kill_all();
+    write_resources(&run_dir.join("resources.json"));
+    if code == EXIT_PASS && !o.keep_on_failure && !o.keep_all {
+        let _ = std::fs::remove_dir_all(&key_dir);
+    }
+    Ok(Executed { code, run_dir })
+}
+
+/// Every image the tests boot or update into, built if missing, its digest verified.
+fn resolve_images(images: &mut Images, tests: &[Test]) -> Result<BTreeMap<String, ResolvedImage>> {
+    let mut resolved: BTreeMap<String, ResolvedImage> = BTreeMap::new();
+    for t in tests {
+        let mut resolve = |r: &ImageRef, what: String| {
+            images.resolve(r).map_err(|e| {
+                BadInput(format!(
+                    "aviary: test {}::{}, {what}: {e:#}",
+                    t.suite, t.name
+                ))
+            })
+        };
+        let targets = t.steps.iter().filter_map(|s| match &s.kind {
+            suite::StepKind::Update { to, .. } => Some(ImageRef::Channel(to.clone())),
+            _ => None,
+        });
+        for r in targets {
+            if let std::collections::btree_map::Entry::Vacant(v) = resolved.entry(r.to_string()) {
+                v.insert(resolve(&r, format!("update to `{r}`"))?);
+            }
+        }
+        for m in &t.machines {
+            if let std::collections::btree_map::Entry::Vacant(v) =
+                resolved.entry(m.image.to_string())
+            {
+                v.insert(resolve(&m.image, format!("machine {}", m.name))?);
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+/// Each test's job, with every Ignition config written and validated before any VM starts.
+fn write_jobs(
+    run_dir: &Path,
+    suites: &[Suite],
+    tests: &[Test],
+    resolved: &BTreeMap<String, ResolvedImage>,
+    pubkey: &str,
+) -> Result<Vec<Job>> {
+    let mut jobs = Vec::new();
+    for t in tests {
+        let dir = run_dir.join(&t.suite).join(&t.name);
+        let mut ign = BTreeMap::new();
+        let mut imgs = BTreeMap::new();
+        for m in &t.machines {
+            let mdir = dir.join(&m.name);
+            private_dir(&mdir)?;
+            let path = mdir.join("config.ign");
+            let cfg = crate::ignition::config(&m.ignition, &m.name, pubkey);
+            crate::private::write(&path, serde_json::to_string_pretty(&cfg)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            crate::ignition::validate(&path).map_err(|e| {
+                BadInput(format!(
+                    "test {}::{}, machine {}: {e:#}",
+                    t.suite, t.name, m.name
+                ))
+            })?;
+            ign.insert(m.name.clone(), path);
+            imgs.insert(m.name.clone(), resolved[&m.image.to_string()].clone());
+        }
+        let releases = t
+            .steps
+            .iter()
+            .filter_map(|s| match &s.kind {
+                suite::StepKind::Update { to, .. } => Some((to.clone(), resolved[to].clone())),
+                _ => None,
+            })
+            .collect();
+        let next = suites
+            .iter()
+            .flat_map(|s| s.tests.iter())
+            .filter(|o| o.loc.file == t.loc.file && o.loc.line > t.loc.line)
+            .map(|o| o.loc.line)
+            .min();
+        let source = suites
+            .iter()
+            .find(|s| s.path == t.loc.file)
+            .map(|s| s.source.as_str())
+            .unwrap_or("");
+        jobs.push(Job {
+            excerpt: crate::runner::repro::excerpt(source, t.loc.line, next),
+            test: t.clone(),
+            dir,
+            images: imgs,
+            ignition: ign,
+            releases,
+            attempt: 0,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Runs the jobs with the reporters; the exit code.
+async fn run_jobs(
+    ws: &Workspace,
+    images: &Images,
+    mut info: RunInfo,
+    key: PathBuf,
+    jobs: Vec<Job>,
+    o: &RunOptions,
+) -> Result<i32> {
+    let sock_dir = tempfile::Builder::new().prefix("aviary-").tempdir()?;
+    let accel = info.accel.accel.to_string();
+    let budget = runner::schedule::Budget::new(
+        o.jobs,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        runner::schedule::available_memory_mib(),
+    );
+    tracing::info!(schedule = %budget.describe(), "scheduler");
+    info.schedule = Some(budget);
+    let run_dir = info.dir.clone();
+    let shared = Arc::new(Shared {
+        info,
+        manifest: images.manifest.clone(),
+        key,
+        sock_dir: sock_dir.path().to_path_buf(),
+        keep_on_failure: o.keep_on_failure,
+        keep_all: o.keep_all,
+        budget,
+        manifest_path: ws.manifest_path(),
+        kept: Mutex::new(Vec::new()),
+        snapshots: (!o.cold).then(|| {
+            runner::snapshot::Cache::new(
+                sock_dir.path().join("snap"),
+                runner::template::planned_keys(&jobs, &accel),
+            )
+        }),
+    });
+    let mut sinks = FanOut(vec![
+        Box::new(ProgressReporter::new()),
+        Box::new(JunitReporter::new(run_dir.join("junit.xml"))),
+        Box::new(SummaryReporter::new(run_dir.join("summary.json"))),
+        // Reads the summary.json written just before it.
+        Box::new(HtmlReporter::new(run_dir.clone())),
+    ]);
+    let (results, end) = runner::run(jobs, shared.clone(), &mut sinks).await?;
+    let kept = std::mem::take(&mut *shared.kept.lock().unwrap_or_else(|e| e.into_inner()));
+    if !kept.is_empty() && end == RunEnd::Completed {
+        eprintln!(
+            "aviary: {} machine(s) are still up; Ctrl-C ends them:",
+            kept.len()
+        );
+        for m in &kept {
+            eprintln!("  {}: {}", m.name, m.endpoint().ssh_command());
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    for mut m in kept {
+        m.shutdown().await;
+    }
+    Ok(closing_line(&results, end, &run_dir))
+}
+
+/// Prints the run's counts and says its exit code.
+fn closing_line(results: &[TestResult], end: RunEnd, run_dir: &Path) -> i32 {
+    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
+    let (p, f, e) = (
+        count(|o| matches!(o, Outcome::Passed)),
+        count(|o| matches!(o, Outcome::Failed { .. })),
+        count(|o| matches!(o, Outcome::Error { .. })),
+    );
+    let flaky = results.iter().filter(|r| r.flaky).count();
+    let flaky = if flaky > 0 {
+        format!(" ({flaky} flaky)")
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "aviary: {p} passed{flaky}, {f} failed, {e} errors — {}",
+        run_dir.join("junit.xml").display()
+    );
+    match end {
+        RunEnd::Interrupted => EXIT_INTERRUPTED,
+        RunEnd::Completed if e > 0 => EXIT_BAD_INPUT,
+        RunEnd::Completed if f > 0 => EXIT_FAILURES,
+        RunEnd::Completed => EXIT_PASS,
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    u64::from_le_bytes(b)
+}
+
+fn private_dir(p: &Path) -> Result<()> {
+    crate::private::dir(p).with_context(|| format!("creating {}", p.display()))
+}
+
+/// Host programs every machine needs: the program, the Debian package that has it, and why.
+const HOST_TOOLS: &[(&str, &str, &str)] = &[
+    (
+        crate::machine::qemu::QEMU_BINARY,
+        "qemu-system-x86",
+        "every machine runs in it",
+    ),
+    (
+        "qemu-img",
+        "qemu-utils",
+        "every machine's overlay disk is made with it",
+    ),
+];
+
+/// Refuses a run on a host that lacks QEMU, before any folder is made or anything starts.
+fn check_host_tools() -> Result<(), BadInput> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for (tool, package, why) in HOST_TOOLS {
+        if crate::machine::process::find_on_path(tool, &path).is_none() {
+            return Err(BadInput(format!(
+                "aviary: {tool} was not found on PATH ({}); {why}\n  hint: install the {package} package (apt-get install {package})",
+                path.to_string_lossy()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses tests whose machines together ask for more memory than this host has (MemTotal
+/// less a reserve): they could never run, so nothing boots.
+fn check_memory(tests: &[Test]) -> Result<(), BadInput> {
+    let total = runner::schedule::total_memory_mib();
+    let refused: Vec<String> = tests
+        .iter()
+        .filter_map(|t| {
+            let machines: Vec<(String, u64)> = t
+                .machines
+                .iter()
+                .map(|m| (m.name.clone(), u64::from(m.memory_mib)))
+                .collect();
+            let id = format!("{}::{}", t.suite, t.name);
+            runner::schedule::check_host_memory(&id, &machines, total).err()
+        })
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(BadInput(refused.join("\n")))
+    }
+}
+
+/// Makes the run's folder (mode 0700: it holds the run's key and Ignition configs) and proves
+/// that reports can be written there, before any VM starts.
+fn make_run_dir(reports: &Path, run_dir: &Path) -> Result<(), BadInput> {
+    crate::private::dir(run_dir)
+        .and_then(|()| crate::private::probe_writable(run_dir))
+        .map_err(|e| {
+            let _ = std::fs::remove_dir(run_dir);
+            BadInput(format!(
+                "aviary: cannot write reports in {}: creating and writing {} failed: {e}; no VM was started\n  hint: give a writable folder with room to spare with --reports DIR",
+                reports.display(),
+                run_dir.display()
+            ))
+        })
+}
+
+/// Aviary's own CPU time and peak memory against its reaped children's (QEMU, qemu-img,
+/// ssh-keygen): what the benchmark reads to show Aviary is not the cost of a run.
+fn write_resources(path: &Path) {
+    fn usage(who: libc::c_int) -> libc::rusage {
+        // SAFETY: getrusage fills the struct it is given.
+        unsafe {
+            let mut u: libc::rusage = std::mem::zeroed();
+            libc::getrusage(who, &mut u);
+            u
+        }
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let (me, kids) = (usage(libc::RUSAGE_SELF), usage(libc::RUSAGE_CHILDREN));
+    let doc = serde_json::json!({
+        "aviary_cpu_s": secs(me.ru_utime) + secs(me.ru_stime),
+        "aviary_peak_rss_kib": me.ru_maxrss,
+        "children_cpu_s": secs(kids.ru_utime) + secs(kids.ru_stime),
+        "children_peak_rss_kib": kids.ru_maxrss,
+    });
+    let _ = std::fs::write(path, format!("{doc:#}\n"));
+}
