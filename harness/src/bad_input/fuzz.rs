@@ -103,6 +103,7 @@ fn summary_json() -> String {
             qemu_to_ssh_banner_s: 3.5,
             qemu_to_login_s: 4.25,
             from_snapshot: true,
+            phases: None,
         }],
         first_command_s: Some(4.5),
         first_command_at_ms: Some(1_796_169_600_000),

@@ -182,7 +182,7 @@ const TRANSITION: &str = "transitions:\n  - from: beta\n    to: stable\n";
 fn bad_input_table_policy_unknown_field() {
     assert_eq!(
         policy(&format!("{TRANSITION}    flake_budjet: 1\n")),
-        "error: images/promotion.yaml:4:5: unknown field `flake_budjet`, expected one of from, to, required_suites, required_tests, min_runs, min_soak, flake_budget, expiry_warning, known_issues, evidence\n  hint: images/promotion.yaml documents the keys a transition takes"
+        "error: images/promotion.yaml:4:5: unknown field `flake_budjet`, expected one of from, to, required_suites, required_tests, min_runs, min_soak, flake_budget, expiry_warning, known_issues, evidence, budgets\n  hint: images/promotion.yaml documents the keys a transition takes"
     );
 }
 
@@ -207,6 +207,22 @@ fn bad_input_table_policy_unknown_evidence_mode() {
     assert_eq!(
         policy(&format!("{TRANSITION}    evidence:\n      suites: {{ canary: updated }}\n")),
         "error: images/promotion.yaml:5:25: transitions[0].evidence.suites.canary: unknown evidence mode `updated`; expected one of auto, boot, update, boot-or-update, offer"
+    );
+}
+
+#[test]
+fn bad_input_table_policy_unknown_budget_phase() {
+    assert_eq!(
+        policy(&format!("{TRANSITION}    budgets:\n      boot: {{ ratio: 1.25 }}\n")),
+        "error: images/promotion.yaml:5:13: transitions[0].budgets.boot: unknown phase `boot`; expected one of bootloader, initramfs, userspace_to_sshd, boot_to_ssh, boot_to_login, first_command, multi_user, memory, update_download, update_write"
+    );
+}
+
+#[test]
+fn bad_input_table_policy_malformed_budget() {
+    assert_eq!(
+        policy(&format!("{TRANSITION}    budgets:\n      boot_to_ssh: {{ ratio: 0.8 }}\n")),
+        "error: images/promotion.yaml:5:29: transitions[0].budgets.boot_to_ssh.ratio: `0.8` is not a ratio of at least 1 (1.25 allows 25 % more)"
     );
 }
 

@@ -32,8 +32,9 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
         .into());
     };
     let release = entry.version.clone();
-    let suites = load_suites(&ws, &images, &[])?;
+    let mut suites = load_suites(&ws, &images, &[])?;
     let planned = crate::gate::plan::plan(t, &suites, &a.channel)?;
+    let budget = budget_suite(&ws, &images, t, &a)?;
     eprintln!(
         "aviary qualify: {} {release} -> {} ({} test(s) the policy {} requires):",
         a.channel,
@@ -47,10 +48,31 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
             p.test.suite, p.test.name, p.how, p.mode
         );
     }
+    if let Some(b) = &budget {
+        eprintln!(
+            "  and for the budgets ({}), suite `{}` ({}): {}",
+            t.budgets
+                .iter()
+                .map(|b| b.phase.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            b.name,
+            b.path.display(),
+            b.tests
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if a.list {
         return Ok(EXIT_PASS);
     }
-    let tests = planned.into_iter().map(|p| p.test).collect();
+    let mut tests: Vec<crate::suite::Test> = planned.into_iter().map(|p| p.test).collect();
+    if let Some(b) = budget {
+        tests.extend(b.tests.iter().cloned());
+        suites.push(b);
+    }
     let opts = RunOptions {
         jobs: a.jobs,
         retries: a.retries,
@@ -112,6 +134,30 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
             Ok(EXIT_PASS)
         }
     }
+}
+
+/// The budget suite for the transition, loaded like any suite and, unless only listing, written
+/// to reports/ (its tests' repro bundles point at it); None when the policy sets no budgets.
+fn budget_suite(
+    ws: &Workspace,
+    images: &Images,
+    t: &policy::Transition,
+    a: &QualifyArgs,
+) -> Result<Option<crate::suite::Suite>> {
+    let Some(text) = crate::gate::plan::budget_suite(t, &a.channel) else {
+        return Ok(None);
+    };
+    let dir = a.reports.clone().unwrap_or_else(|| ws.reports_dir());
+    let path = dir.join(format!("budget-{}-{}.yaml", a.channel, t.to));
+    let ctx = crate::suite::LoadContext {
+        channels: images.manifest.channel_names(),
+    };
+    let suite = crate::suite::load_str(&path, &text, &ctx).map_err(|e| BadInput(e.to_string()))?;
+    if !a.list {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&path, text)?;
+    }
+    Ok(Some(suite))
 }
 
 /// The policy's transition out of the channel (`--to`, or the only one there is).

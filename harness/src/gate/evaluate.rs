@@ -13,6 +13,9 @@ pub struct Release {
     pub digest: String,
     /// When it entered its channel (seconds), if recorded.
     pub entered: Option<i64>,
+    /// The release it would replace (the `to` channel's): its version and disk digest, when
+    /// built; what the budgets compare with.
+    pub baseline: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +36,8 @@ pub struct TestEvidence {
     pub flaky: bool,
     /// The images its machines booted and its update steps (of the last attempt).
     pub exercise: Exercise,
+    /// Its measurements, when it is a test of the budget suite.
+    pub samples: Vec<super::budget::Sample>,
 }
 
 impl TestEvidence {
@@ -72,6 +77,7 @@ pub fn evaluate(
     bound_to_release(t, release, runs, &passed, &all_required, &mut reasons);
     min_runs(t, runs, &passed, &required, &mut reasons);
     soak(t, release, now, &mut reasons);
+    budgets(t, release, runs, &mut reasons);
     flakes(t, runs, &mut reasons);
     known_issue_dates(t, now, &mut reasons);
     let decision = if reasons.iter().any(|r| r.status == Status::Fail) {
@@ -443,6 +449,32 @@ fn min_runs(
             short,
         ));
     }
+}
+
+fn budgets(t: &Transition, release: &Release, runs: &[RunEvidence], out: &mut Vec<Reason>) {
+    use super::budget::Side;
+    if t.budgets.is_empty() {
+        return;
+    }
+    let samples: Vec<super::budget::Sample> = runs
+        .iter()
+        .flat_map(|r| r.tests.iter())
+        .flat_map(|e| e.samples.iter().cloned())
+        .collect();
+    let candidate = Side {
+        label: format!("{} {}", t.from, release.version),
+        digest: &release.digest,
+    };
+    let baseline = release.baseline.as_ref().map(|(v, d)| Side {
+        label: format!("{} {v}", t.to),
+        digest: d,
+    });
+    out.extend(super::budget::evaluate(
+        &t.budgets,
+        &samples,
+        &candidate,
+        baseline.as_ref(),
+    ));
 }
 
 fn soak(t: &Transition, release: &Release, now: i64, out: &mut Vec<Reason>) {

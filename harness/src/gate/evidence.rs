@@ -99,6 +99,11 @@ pub fn read_run(arg: &Path, version: &str, digest: &str) -> Result<RunEvidence, 
                         .collect(),
                     updates: t.updates.clone(),
                 },
+                samples: if t.suite == super::budget::SUITE {
+                    super::budget::samples(&t.machines, &t.updates)
+                } else {
+                    Vec::new()
+                },
             }
         })
         .collect();

@@ -1,6 +1,7 @@
 //! The promotion gate: reads runs' reports (never the runner's memory), applies the policy for
 //! one channel transition, and says promote or hold, with every reason.
 
+pub mod budget;
 pub mod evaluate;
 pub mod evidence;
 pub mod exercise;
@@ -203,10 +204,16 @@ pub fn evaluate_request(req: &GateRequest) -> anyhow::Result<Verdict> {
     t.required_tests = expand_required(&t, &catalog)?;
     let t = &t;
     let runs = evidence::read_runs(&req.reports, &req.release, &disk.sha256)?;
+    let baseline = manifest.channels.get(&req.to).and_then(|e| {
+        e.disk
+            .as_ref()
+            .map(|d| (e.version.clone(), d.sha256.clone()))
+    });
     let release = evaluate::Release {
         version: entry.version.clone(),
         digest: disk.sha256.clone(),
         entered,
+        baseline,
     };
     Ok(evaluate::evaluate(t, &release, &runs, &catalog, req.now))
 }

@@ -1,6 +1,7 @@
 //! images/promotion.yaml: what a release must show before it moves from one channel to the next.
 //! Loading validates everything and names file:line:column and the field, like suite files.
 
+use super::budget::{Budget, Phase};
 use super::exercise::{EvidencePolicy, Mode};
 use crate::suite::{duration, LoadError, LoadErrors, Loc};
 use serde::Deserialize;
@@ -38,6 +39,22 @@ struct TransitionDef {
     known_issues: Vec<S<KnownIssueDef>>,
     #[serde(default)]
     evidence: Option<S<EvidenceDef>>,
+    /// Phase → its budget.
+    #[serde(default)]
+    budgets: Ordered<S<BudgetDef>>,
+}
+
+/// One regression budget: how much slower (or bigger) the candidate may be than the release it
+/// would replace. Passing both limits holds the release.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetDef {
+    #[serde(default)]
+    ratio: Option<S<f64>>,
+    #[serde(default)]
+    seconds: Option<S<f64>>,
+    #[serde(default)]
+    mib: Option<S<f64>>,
 }
 
 /// `evidence:`: what a test must have done with the release for its pass to count.
@@ -117,6 +134,8 @@ pub struct Transition {
     pub known_issues: Vec<KnownIssue>,
     /// What a passing test must have done with the release to count for it.
     pub evidence: EvidencePolicy,
+    /// Regression budgets against the release it would replace (`gate::budget`).
+    pub budgets: Vec<Budget>,
 }
 
 /// A failure that is understood and tracked: waived until it expires.
@@ -297,6 +316,12 @@ impl Check<'_> {
             Some(e) => self.evidence(&format!("{field}.evidence"), &e.value),
             None => EvidencePolicy::default(),
         };
+        let budgets = d
+            .budgets
+            .0
+            .iter()
+            .filter_map(|(phase, b)| self.budget(&format!("{field}.budgets.{phase}"), phase, b))
+            .collect();
         let min_soak = self.span(&d.min_soak, format!("{field}.min_soak"), Duration::ZERO);
         let expiry_warning = self.span(
             &d.expiry_warning,
@@ -333,6 +358,71 @@ impl Check<'_> {
             expiry_warning,
             known_issues,
             evidence,
+            budgets,
+        })
+    }
+
+    fn budget(&mut self, field: &str, phase: &str, b: &S<BudgetDef>) -> Option<Budget> {
+        let Some(p) = Phase::parse(phase) else {
+            self.err(
+                b,
+                field.to_string(),
+                format!(
+                    "unknown phase `{phase}`; expected one of {}",
+                    Phase::names()
+                ),
+            );
+            return None;
+        };
+        let d = &b.value;
+        let before = self.errors.len();
+        if let Some(r) = &d.ratio {
+            if !(r.value >= 1.0 && r.value.is_finite()) {
+                self.err(
+                    r,
+                    format!("{field}.ratio"),
+                    format!(
+                        "`{}` is not a ratio of at least 1 (1.25 allows 25 % more)",
+                        r.value
+                    ),
+                );
+            }
+        }
+        let (abs, wrong) = if p.is_memory() {
+            (&d.mib, d.seconds.as_ref().map(|s| (s, "seconds", "mib")))
+        } else {
+            (&d.seconds, d.mib.as_ref().map(|s| (s, "mib", "seconds")))
+        };
+        if let Some((s, key, want)) = wrong {
+            self.err(
+                s,
+                format!("{field}.{key}"),
+                format!(
+                    "phase `{phase}` is measured in {}; give `{want}`",
+                    if p.is_memory() { "MiB" } else { "seconds" }
+                ),
+            );
+        }
+        if let Some(a) = abs {
+            if !(a.value >= 0.0 && a.value.is_finite()) {
+                self.err(
+                    a,
+                    format!("{field}.{}", if p.is_memory() { "mib" } else { "seconds" }),
+                    format!("`{}` is not an amount of at least 0", a.value),
+                );
+            }
+        }
+        if d.ratio.is_none() && abs.is_none() && wrong.is_none() {
+            self.err(
+                b,
+                field.to_string(),
+                "a budget needs `ratio`, or `seconds` (`mib` for memory), or both".into(),
+            );
+        }
+        (self.errors.len() == before).then(|| Budget {
+            phase: p,
+            ratio: d.ratio.as_ref().map(|r| r.value),
+            abs: abs.as_ref().map(|a| a.value),
         })
     }
 

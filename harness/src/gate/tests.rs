@@ -50,6 +50,7 @@ fn on(id: &str, status: TestStatus, image: &str, version: &str, sha: &str) -> Te
             }],
             updates: vec![],
         },
+        samples: vec![],
     }
 }
 
@@ -69,6 +70,7 @@ fn release(entered: Option<i64>) -> Release {
         version: "1001.0.0".into(),
         digest: "b".repeat(64),
         entered,
+        baseline: Some(("1000.0.0".into(), "a".repeat(64))),
     }
 }
 
@@ -835,6 +837,76 @@ fn a_required_glob_must_match_a_declared_test() {
     let e = f.bad_input(&f.request(vec![ok]));
     assert!(
         e.contains("requires test provisioning::file*, but suite `provisioning` declares no test matching `file*`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn budgets_compare_the_candidate_with_the_release_it_would_replace() {
+    use super::budget::{Phase, Sample};
+    let sample = |sha: &str, v: f64| Sample {
+        digest: sha.repeat(64),
+        phase: Phase::BootToSsh,
+        value: v,
+    };
+    let mut boots = test("budget::boot-1-beta", TestStatus::Passed);
+    boots.samples = vec![
+        sample("b", 62.0),
+        sample("b", 61.0),
+        sample("a", 48.0),
+        sample("a", 50.0),
+    ];
+    let policy = "    budgets:\n      boot_to_ssh: { ratio: 1.25, seconds: 10 }\n";
+    let v = verdict(policy, &[run("r1", vec![boots.clone()])]);
+    assert_eq!(v.verdict, Decision::Hold, "{}", v.render());
+    let fails = having(&v, "budgets", Status::Fail);
+    assert_eq!(fails.len(), 1);
+    assert!(
+        fails[0].starts_with("boot_to_ssh grew past its budget: boot_to_ssh: beta 1001.0.0 61.5 s (median of 2: 62.0, 61.0) against stable 1000.0.0 49.0 s (48.0, 50.0): +26 %, +12.5 s; budget +25 % and +10 s"),
+        "{}",
+        fails[0]
+    );
+    boots.samples = vec![sample("b", 55.0), sample("a", 49.0)];
+    let v = verdict(policy, &[run("r1", vec![boots])]);
+    assert_eq!(v.verdict, Decision::Promote, "{}", v.render());
+    assert_eq!(having(&v, "budgets", Status::Pass).len(), 1);
+    // No budgets, no rule.
+    let v = verdict("", &[good_run("r1")]);
+    assert!(v.reasons.iter().all(|r| r.rule != "budgets"));
+}
+
+#[test]
+fn a_malformed_budget_names_its_place_and_what_was_expected() {
+    let channels = ["alpha", "beta", "stable"].map(String::from);
+    let load = |b: &str| {
+        policy::load_str(
+            Path::new("promotion.yaml"),
+            &format!("transitions:\n  - from: beta\n    to: stable\n    budgets:\n{b}"),
+            &channels,
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let e = load("      boot: { ratio: 1.25 }\n");
+    assert!(e.contains("promotion.yaml:5:13: transitions[0].budgets.boot: unknown phase `boot`; expected one of bootloader, initramfs, userspace_to_sshd, boot_to_ssh"), "{e}");
+    let e = load("      boot_to_ssh: { ratio: 0.8 }\n");
+    assert!(
+        e.contains("transitions[0].budgets.boot_to_ssh.ratio: `0.8` is not a ratio of at least 1"),
+        "{e}"
+    );
+    let e = load("      boot_to_ssh: {}\n");
+    assert!(e.contains("a budget needs `ratio`, or `seconds`"), "{e}");
+    let e = load("      memory: { seconds: 3 }\n");
+    assert!(
+        e.contains(
+            "transitions[0].budgets.memory.seconds: phase `memory` is measured in MiB; give `mib`"
+        ),
+        "{e}"
+    );
+    let e = load("      update_write: { ratio: 1.5, percent: 3 }\n");
+    assert!(
+        e.contains("unknown field `percent`, expected one of `ratio`, `seconds`, `mib`")
+            || e.contains("unknown field `percent`"),
         "{e}"
     );
 }

@@ -5,6 +5,7 @@ pub mod accel;
 pub mod boot_watch;
 pub mod console;
 pub mod diagnose;
+pub mod phases;
 pub mod process;
 pub mod qemu;
 pub mod qmp;
@@ -83,6 +84,9 @@ pub struct BootRecord {
     /// logged in, including the new identity), not from firmware.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub from_snapshot: bool,
+    /// Where a cold boot's time went, from the guest's clocks (`phases::PROBE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<phases::BootPhases>,
 }
 
 pub struct Machine {
@@ -202,9 +206,28 @@ impl Machine {
             qemu_to_ssh_banner_s: banner.as_secs_f64(),
             qemu_to_login_s: started.elapsed().as_secs_f64(),
             from_snapshot: false,
+            phases: None,
         });
         tracing::info!(machine = %self.name, seconds = started.elapsed().as_secs_f64(), "ssh ready");
         Ok(())
+    }
+
+    /// Reads where the last cold boot's time went (`phases::PROBE`) into its record; a guest
+    /// that does not answer leaves it empty (the boot itself already succeeded).
+    pub async fn probe_phases(&mut self) {
+        let (Some(t0), Ok(ssh)) = (self.boot_started, self.ssh()) else {
+            return;
+        };
+        if self.boots.last().is_none_or(|b| b.from_snapshot) {
+            return;
+        }
+        let ssh = ssh.clone();
+        let before = t0.elapsed().as_secs_f64();
+        let out = ssh.check(phases::PROBE, Duration::from_secs(30)).await;
+        let at = (before + t0.elapsed().as_secs_f64()) / 2.0;
+        if let (Ok(out), Some(b)) = (out, self.boots.last_mut()) {
+            b.phases = phases::parse(&out, at);
+        }
     }
 
     /// Logs in as core with the run's key, retrying until `deadline` while sshd is not ready.
@@ -295,6 +318,7 @@ impl Machine {
             qemu_to_ssh_banner_s: banner.as_secs_f64(),
             qemu_to_login_s: started.elapsed().as_secs_f64(),
             from_snapshot: true,
+            phases: None,
         });
         tracing::info!(machine = %self.name, seconds = started.elapsed().as_secs_f64(), "restored from snapshot, ssh ready");
         Ok(())

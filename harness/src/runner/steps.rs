@@ -227,6 +227,7 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
             let _ = writeln!(env.log, "reboot {on}");
             let (t0, resets) = (std::time::Instant::now(), machine.resets);
             machine.reboot().await?;
+            machine.probe_phases().await;
             let b = machine
                 .boots
                 .last()

@@ -297,6 +297,7 @@ async fn body(
                         .map(|d| d.as_millis());
                 }
             }
+            m.probe_phases().await;
         }
         r
     });
