@@ -54,8 +54,13 @@ pub enum BootFailure {
     PanicLoop { panics: u32, line: String },
     /// A kernel panic, and no reset within the grace.
     PanicHang { line: String, grace: Duration },
-    /// An emergency or rescue shell, or the initramfs' own failure report.
-    Emergency { stage: Stage, line: String },
+    /// An emergency or rescue shell, or the initramfs' own failure report; `cause` is the
+    /// first unit failure the console showed before it.
+    Emergency {
+        stage: Stage,
+        line: String,
+        cause: Option<String>,
+    },
     /// Ignition reported a failure.
     Ignition { line: String },
     /// A first boot with an Ignition config reached sshd unprovisioned: Ignition never ran.
@@ -111,14 +116,20 @@ impl fmt::Display for BootFailure {
                 "the bootloader never started a kernel: {starts} starts in a row reset with no output after the bootloader's; last console line: `{last}`"
             ),
             BootFailure::PanicLoop { panics, line } => {
-                write!(f, "kernel panic on {panics} starts in a row: `{line}`")
+                write!(f, "kernel panic on {panics} starts of one boot: `{line}`")
             }
             BootFailure::PanicHang { line, grace } => write!(
                 f,
                 "kernel panic, and the guest did not reset within {}s: `{line}`",
                 grace.as_secs()
             ),
-            BootFailure::Emergency { line, .. } => write!(f, "emergency shell: console shows `{line}`"),
+            BootFailure::Emergency { line, cause, .. } => {
+                write!(f, "emergency shell: console shows `{line}`")?;
+                if let Some(c) = cause {
+                    write!(f, "; the first failure before it: `{c}`")?;
+                }
+                Ok(())
+            }
             BootFailure::Ignition { line } => write!(f, "Ignition failed: console shows `{line}`"),
             BootFailure::IgnitionNeverRan { evidence } => write!(
                 f,
@@ -243,9 +254,11 @@ fn last_line(text: &str) -> String {
 pub struct BootWatch {
     /// QEMU starts so far in this boot (1 once the first started).
     starts: u32,
-    /// Starts in a row that ended in a kernel panic, and in a reset before any kernel output.
-    panics_in_a_row: u32,
-    silent_in_a_row: u32,
+    /// Starts of this boot that ended in a kernel panic, and in a reset before any kernel
+    /// output. A/B fallback costs at most one of each; a bootloader's "no bootable slot"
+    /// reset may come between two panics of the same slot.
+    panics: u32,
+    silent: u32,
     /// The panic of the current start, and when it was seen.
     panicked: Option<(String, Instant)>,
     /// The login prompt of the current start, and when it was seen.
@@ -269,8 +282,8 @@ impl BootWatch {
     pub fn new(sshd_grace: Duration, panic_grace: Duration, max_starts: u32) -> BootWatch {
         BootWatch {
             starts: 1,
-            panics_in_a_row: 0,
-            silent_in_a_row: 0,
+            panics: 0,
+            silent: 0,
             panicked: None,
             prompt: None,
             sshd_grace,
@@ -281,26 +294,28 @@ impl BootWatch {
 
     /// Checks the current start's console (`text`) at `now`, the SSH banner not seen yet.
     pub fn check(&mut self, text: &str, now: Instant) -> Result<(), BootFailure> {
-        for raw in text.lines() {
-            let line = raw.trim();
+        // Lines without terminal escapes: systemd colours unit names inside its messages.
+        let lines: Vec<String> = text.lines().map(crate::checks::clean).collect();
+        for (i, line) in lines.iter().enumerate() {
+            if is_ignition_failure(line) {
+                return Err(BootFailure::Ignition { line: line.clone() });
+            }
             if let Some((_, stage)) = EMERGENCY.iter().find(|(p, _)| line.contains(p)) {
+                let cause = lines[..i]
+                    .iter()
+                    .find(|l| l.contains("Failed to ") || l.contains("failed to "))
+                    .cloned();
                 return Err(BootFailure::Emergency {
                     stage: *stage,
-                    line: crate::checks::clean(line),
-                });
-            }
-            if is_ignition_failure(line) {
-                return Err(BootFailure::Ignition {
-                    line: crate::checks::clean(line),
+                    line: line.clone(),
+                    cause,
                 });
             }
             if SSHD_FAILED.iter().any(|p| line.contains(p)) {
-                return Err(BootFailure::SshdFailed {
-                    line: crate::checks::clean(line),
-                });
+                return Err(BootFailure::SshdFailed { line: line.clone() });
             }
             if line.contains(PANIC) && self.panicked.is_none() {
-                self.panicked = Some((crate::checks::clean(line), now));
+                self.panicked = Some((line.clone(), now));
             }
         }
         if let Some((line, seen)) = &self.panicked {
@@ -347,28 +362,20 @@ impl BootWatch {
         });
         self.prompt = None;
         match &panic {
-            Some(_) => {
-                self.panics_in_a_row += 1;
-                self.silent_in_a_row = 0;
-            }
-            None if stage <= Stage::Bootloader => {
-                self.silent_in_a_row += 1;
-                self.panics_in_a_row = 0;
-            }
-            None => {
-                self.panics_in_a_row = 0;
-                self.silent_in_a_row = 0;
-            }
+            Some(_) => self.panics += 1,
+            None if stage <= Stage::Bootloader => self.silent += 1,
+            None => {}
         }
-        if self.panics_in_a_row >= 2 {
+        if self.panics >= 2 {
             return AfterExit::Fail(BootFailure::PanicLoop {
-                panics: self.panics_in_a_row,
+                panics: self.panics,
                 line: panic.unwrap_or_default(),
             });
         }
-        if self.silent_in_a_row >= 2 {
+        // Only a boot that never panicked is said to have no kernel.
+        if self.silent >= 2 && self.panics == 0 {
             return AfterExit::Fail(BootFailure::NoKernel {
-                starts: self.silent_in_a_row,
+                starts: self.silent,
                 last,
             });
         }
@@ -449,10 +456,13 @@ mod tests {
     #[test]
     fn emergency_shells_and_ignition_fail_at_once_with_their_stage() {
         let t0 = Instant::now();
-        let initrd =
-            format!("{GRUB}aviary-emergency: the first-boot initramfs failed; powering off\n");
+        let initrd = format!("{GRUB}[   16.6] ext4: Unknown parameter 'x'\n\u{1b}[0;1;31mFAILED\u{1b}[0m] Failed to mount \u{1b}[0;1;39msysroot.mount\u{1b}[0m - /sysroot.\naviary-emergency: the first-boot initramfs failed; powering off\n");
         let f = watch().check(&initrd, t0).unwrap_err();
         assert_eq!(f.stage(), Stage::Initramfs);
+        assert_eq!(
+            f.to_string(),
+            "boot failed at the initramfs stage: emergency shell: console shows `aviary-emergency: the first-boot initramfs failed; powering off`; the first failure before it: `FAILED] Failed to mount sysroot.mount - /sysroot.`"
+        );
         let root =
             format!("{GRUB}You are in emergency mode. After logging in, type \"journalctl -xb\"\n");
         let f = watch().check(&root, t0).unwrap_err();
@@ -473,6 +483,13 @@ mod tests {
         let f = watch().check(&ign, t0).unwrap_err();
         assert!(matches!(f, BootFailure::Ignition { .. }), "{f:?}");
         assert_eq!(f.stage(), Stage::Initramfs);
+        // systemd colours the unit's name: the escapes do not hide it.
+        let ign = "[\u{1b}[0;1;31mFAILED\u{1b}[0m] Failed to start \u{1b}[0;1;39mignition-f…es.service\u{1b}[0m - Ignition (files).\naviary-emergency: the first-boot initramfs failed; powering off\n";
+        let f = watch().check(ign, t0).unwrap_err();
+        assert_eq!(
+            f.to_string(),
+            "boot failed at the initramfs stage: Ignition failed: console shows `[FAILED] Failed to start ignition-f…es.service - Ignition (files).`"
+        );
         let sshd = "[FAILED] Failed to start ssh.service - OpenBSD Secure Shell server.\n";
         assert!(matches!(
             watch().check(sshd, t0),
@@ -484,7 +501,7 @@ mod tests {
     }
 
     #[test]
-    fn one_panic_may_fall_back_but_two_in_a_row_are_a_loop() {
+    fn one_panic_may_fall_back_but_two_are_a_loop() {
         let t0 = Instant::now();
         let panic = format!("{GRUB}[    4.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n");
         let mut w = watch();
@@ -496,10 +513,20 @@ mod tests {
         assert_eq!(w.exited(&panic, false), AfterExit::Restart);
         match w.exited(&panic, false) {
             AfterExit::Fail(f @ BootFailure::PanicLoop { .. }) => {
-                assert!(f.to_string().starts_with("boot failed at the kernel stage: kernel panic on 2 starts in a row: `[    4.1] Kernel panic"), "{f}");
+                assert!(f.to_string().starts_with("boot failed at the kernel stage: kernel panic on 2 starts of one boot: `[    4.1] Kernel panic"), "{f}");
             }
             other => panic!("{other:?}"),
         }
+        // The RAUC scheme's "no bootable slot" reset between two panics of slot A.
+        let no_slot =
+            "aviary: no bootable slot (ORDER=A B A_OK=1 B_OK=0); TRY flags reset, rebooting\n";
+        let mut w = watch();
+        assert_eq!(w.exited(&panic, false), AfterExit::Restart);
+        assert_eq!(w.exited(no_slot, false), AfterExit::Restart);
+        assert!(matches!(
+            w.exited(&panic, false),
+            AfterExit::Fail(BootFailure::PanicLoop { panics: 2, .. })
+        ));
         // A panic the guest never resets from.
         let mut w = watch();
         assert_eq!(w.check(&panic, t0), Ok(()));

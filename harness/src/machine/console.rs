@@ -77,6 +77,8 @@ impl Console {
         tokio::spawn(async move {
             let mut file = file.ok();
             let mut buf = vec![0u8; 8192];
+            // A character split between two reads waits here for its other bytes.
+            let mut pending: Vec<u8> = Vec::new();
             loop {
                 match reader.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
@@ -84,12 +86,43 @@ impl Console {
                         if let Some(f) = file.as_mut() {
                             let _ = f.write_all(&buf[..n]);
                         }
-                        me.push(&String::from_utf8_lossy(&buf[..n]));
+                        pending.extend_from_slice(&buf[..n]);
+                        me.push(&take_text(&mut pending));
                     }
                 }
             }
+            if !pending.is_empty() {
+                me.push(&String::from_utf8_lossy(&pending));
+            }
         })
     }
+}
+
+/// Decodes `pending` but for an incomplete UTF-8 sequence at its end, which stays in it.
+fn take_text(pending: &mut Vec<u8>) -> String {
+    let keep = incomplete_tail(pending);
+    let rest = pending.split_off(pending.len() - keep);
+    let text = String::from_utf8_lossy(pending).into_owned();
+    *pending = rest;
+    text
+}
+
+/// How many bytes at the end of `b` start a UTF-8 sequence that runs past it.
+fn incomplete_tail(b: &[u8]) -> usize {
+    for i in 1..=b.len().min(3) {
+        let c = b[b.len() - i];
+        if c & 0xC0 == 0x80 {
+            continue;
+        }
+        let need = match c {
+            0xF0.. => 4,
+            0xE0.. => 3,
+            0xC0.. => 2,
+            _ => 1,
+        };
+        return if need > i { i } else { 0 };
+    }
+    0
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
@@ -119,5 +152,19 @@ mod tests {
         let line = waiter.await.unwrap();
         assert_eq!(line, "host login: ");
         assert!(!c.snapshot().contains('\r'));
+    }
+
+    #[test]
+    fn a_character_split_between_reads_is_kept_whole() {
+        let text = "ignition-f…es.service";
+        let bytes = text.as_bytes();
+        let cut = text.find('…').unwrap() + 1;
+        let mut pending = bytes[..cut].to_vec();
+        assert_eq!(take_text(&mut pending), "ignition-f");
+        pending.extend_from_slice(&bytes[cut..]);
+        assert_eq!(take_text(&mut pending), "…es.service");
+        assert!(pending.is_empty());
+        assert_eq!(incomplete_tail(b"ok"), 0);
+        assert_eq!(incomplete_tail("é".as_bytes()), 0);
     }
 }

@@ -19,7 +19,7 @@ pub fn booted_slot(console: &str) -> Option<char> {
 /// `read` reads a file of a partition (label, path) of the machine's disk. On a first boot with
 /// an Ignition config, a root with no Ignition key file means Ignition never ran; a key file
 /// holding the run's key means sshd does not read it. With no slot on the console or an
-/// unreadable disk, the refusal stands as it is.
+/// unreadable disk, the refusal stands as it is (saying why the disk told nothing).
 pub fn key_refusal(
     refused: BootFailure,
     console: &str,
@@ -56,12 +56,8 @@ pub fn key_refusal(
             };
         }
         Err(e) if is_missing(&e) => format!("the booted root ({label}) has no {IGNITION_KEYS}"),
-        Err(_) => {
-            return BootFailure::KeyRefused {
-                methods,
-                tries,
-                diagnosis: None,
-            }
+        Err(e) => {
+            format!("reading {label}:{IGNITION_KEYS} from the disk to tell why failed: {e:#}")
         }
     };
     BootFailure::KeyRefused {
@@ -136,15 +132,16 @@ mod tests {
     }
 
     #[test]
-    fn without_a_slot_or_a_readable_disk_the_refusal_stands() {
+    fn without_a_slot_or_a_readable_disk_the_refusal_stands_and_says_why() {
         let unreadable = |_: &str, _: &str| -> anyhow::Result<Vec<u8>> { Err(anyhow!("no GPT")) };
         assert_eq!(
             key_refusal(refused(), "no grub here", KEY, true, unreadable),
             refused()
         );
-        assert_eq!(
-            key_refusal(refused(), CONSOLE, KEY, true, unreadable),
-            refused()
+        let f = key_refusal(refused(), CONSOLE, KEY, true, unreadable).to_string();
+        assert!(
+            f.ends_with("reading ROOT-A:/home/core/.ssh/authorized_keys.d/ignition from the disk to tell why failed: no GPT"),
+            "{f}"
         );
         assert_eq!(booted_slot("aviary: booting slot B\n"), Some('B'));
     }

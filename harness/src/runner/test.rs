@@ -65,7 +65,7 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
     if log.is_empty() && !matches!(outcome, Outcome::Passed) {
         let _ = writeln!(
             log,
-            "{} before any machine was up (booting, or waiting for a template another test was making: its logs are in snapshots/ of the run folder)",
+            "the test ended before its machines were up (booting them, or waiting for a template another test was making, whose logs are in snapshots/ of the run folder): {}",
             first_line(outcome.message())
         );
     }
