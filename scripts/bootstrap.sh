@@ -1,19 +1,14 @@
 #!/usr/bin/env bash
 # From a fresh Debian 12 machine (as root, with a Rust toolchain): install the host packages,
-# build Aviary, build the reference images (stable, beta, alpha, with their update payloads),
-# run every suite in suites/ on them, then the canary's mixed cluster: the Kubernetes
-# networking suite with node-c on beta and the others on stable. Extra arguments go to both
-# `aviary run`s (e.g. -j 2). Exits 0 when both pass, else the first failing run's code.
+# build Aviary, then qualify the reference beta for stable: `aviary qualify beta` builds the
+# reference images (stable, beta, alpha, with their update payloads), runs every test the
+# promotion policy requires of beta the way it counts them (beta's own boots, updates into it
+# from stable, and the regression budgets against stable), gates, and prints the verdict with
+# every reason. Extra arguments go to `aviary qualify` (e.g. -j 1, --fail-fast).
+# Exit: 0 promote, 1 hold, 2 bad input or no verdict, 130 interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 command -v cargo >/dev/null || { echo "bootstrap: cargo not found; install Rust (rustup) first" >&2; exit 2; }
 cargo build --release --locked
-./target/release/aviary images build stable beta alpha
-rc=0
-./target/release/aviary run "$@" || rc=$?
-[ "$rc" -eq 130 ] && exit 130   # interrupted: stop here
-mixed=0
-./target/release/aviary run suites/kubernetes-networking.yaml --image node-c=beta "$@" || mixed=$?
-[ "$rc" -ne 0 ] && exit "$rc"
-exit "$mixed"
+exec ./target/release/aviary qualify beta "$@"

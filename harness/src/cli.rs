@@ -108,6 +108,10 @@ pub struct RunArgs {
     /// always boot so).
     #[arg(long)]
     pub cold: bool,
+    /// Start no test after the first one fails; the running ones finish. Tests not started are
+    /// not in the reports.
+    #[arg(long)]
+    pub fail_fast: bool,
     /// Keep every test's machines up, passed or not (reproduce --keep, spawn).
     #[arg(skip)]
     pub keep_all: bool,
@@ -180,6 +184,10 @@ pub struct QualifyArgs {
     /// Print the plan (each required test and how it runs) and stop.
     #[arg(long)]
     pub list: bool,
+    /// Start no test after the first one fails (the release is held anyway; the verdict names
+    /// the required tests that never ran).
+    #[arg(long)]
+    pub fail_fast: bool,
     /// On a promote verdict, copy the release into the next channel of the manifest and log it
     /// in promotions.log (as `aviary gate --promote`).
     #[arg(long)]

@@ -67,6 +67,7 @@ pub(super) fn cmd_reproduce(path: &Path, keep: bool, reports: Option<PathBuf>) -
         seed: Some(b.seed),
         reports,
         cold: b.cold,
+        fail_fast: false,
     })
 }
 
@@ -103,5 +104,6 @@ pub(super) fn cmd_spawn(a: SpawnArgs) -> Result<i32> {
         seed: None,
         reports: Some(ws.reports_dir()),
         cold: false,
+        fail_fast: false,
     })
 }

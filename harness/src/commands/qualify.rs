@@ -82,6 +82,7 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
         keep_on_failure: false,
         keep_all: false,
         shard: None,
+        fail_fast: a.fail_fast,
     };
     let run = execute(&ws, &mut images, &suites, tests, &opts)?;
     if run.code == EXIT_INTERRUPTED {

@@ -42,6 +42,7 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
         keep_on_failure: args.keep_on_failure,
         keep_all: args.keep_all,
         shard,
+        fail_fast: args.fail_fast,
     };
     Ok(execute(&ws, &mut images, &suites, tests, &opts)?.code)
 }
@@ -57,6 +58,7 @@ pub(super) struct RunOptions {
     pub keep_on_failure: bool,
     pub keep_all: bool,
     pub shard: Option<Shard>,
+    pub fail_fast: bool,
 }
 
 /// A finished run: its exit code (`cli::EXIT_*`) and its folder.
@@ -244,6 +246,7 @@ async fn run_jobs(
         budget,
         manifest_path: ws.manifest_path(),
         kept: Mutex::new(Vec::new()),
+        fail_fast: o.fail_fast,
         snapshots: (!o.cold).then(|| {
             runner::snapshot::Cache::new(
                 sock_dir.path().join("snap"),
@@ -299,6 +302,12 @@ fn closing_line(results: &[TestResult], end: RunEnd, run_dir: &Path) -> i32 {
         RunEnd::Completed if e > 0 => EXIT_BAD_INPUT,
         RunEnd::Completed if f > 0 => EXIT_FAILURES,
         RunEnd::Completed => EXIT_PASS,
+        RunEnd::FailedFast { not_run } => {
+            eprintln!(
+                "aviary: --fail-fast: {not_run} test(s) were not started after the first failure; they are not in the reports"
+            );
+            EXIT_FAILURES
+        }
     }
 }
 

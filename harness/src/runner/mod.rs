@@ -41,6 +41,9 @@ pub struct Shared {
     pub kept: Mutex<Vec<Machine>>,
     /// Boot-once snapshots of this run; None with `--cold`.
     pub snapshots: Option<snapshot::Cache>,
+    /// Start no test after the first that failed (`--fail-fast`): the running ones finish,
+    /// the others are not run and not reported.
+    pub fail_fast: bool,
 }
 
 impl Shared {
@@ -67,6 +70,10 @@ impl Shared {
 pub enum RunEnd {
     Completed,
     Interrupted,
+    /// `--fail-fast` stopped starting tests after a failure; `not_run` were never started.
+    FailedFast {
+        not_run: usize,
+    },
 }
 
 /// `schedule::work` of a test: its steps, updates, reboots and machines that boot cold.
@@ -134,8 +141,10 @@ pub async fn run(
         })
         .collect();
     shared.budget.start_order(&mut pending);
+    // The first failure, once `--fail-fast` stopped starting tests.
+    let mut stopped: Option<String> = None;
     while interrupted.is_none() {
-        loop {
+        while stopped.is_none() {
             let now: Vec<schedule::Demand> = running.values().map(|t| demand(&t.first)).collect();
             let Some(job) = shared.budget.take(&now, &mut pending) else {
                 break;
@@ -189,6 +198,9 @@ pub async fn run(
                             None => {
                                 let r = retry::fold(t.earlier, r);
                                 sinks.emit(&Event::TestFinished { result: r.clone() })?;
+                                if shared.fail_fast && stopped.is_none() && matches!(r.outcome, Outcome::Failed { .. }) {
+                                    stopped = Some(id);
+                                }
                                 results.push(r);
                             }
                         }
@@ -213,6 +225,7 @@ pub async fn run(
             break;
         }
     }
+    let not_run = pending.len();
     if let Some(why) = &interrupted {
         // Dropping the tasks drops their machines, which kills every QEMU group.
         set.abort_all();
@@ -236,14 +249,12 @@ pub async fn run(
     sinks.emit(&Event::RunFinished {
         interrupted: interrupted.clone(),
     })?;
-    Ok((
-        results,
-        if interrupted.is_some() {
-            RunEnd::Interrupted
-        } else {
-            RunEnd::Completed
-        },
-    ))
+    let end = match (&interrupted, &stopped) {
+        (Some(_), _) => RunEnd::Interrupted,
+        (None, Some(_)) => RunEnd::FailedFast { not_run },
+        (None, None) => RunEnd::Completed,
+    };
+    Ok((results, end))
 }
 
 impl Running {
