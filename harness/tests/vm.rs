@@ -320,6 +320,26 @@ fn ab_update_boots_the_new_slot_and_a_kernel_panic_falls_back() {
         "{ok}"
     );
     assert!(ok.contains("installed beta 1001.0.0 into slot B"), "{ok}");
+    // The report records the update as the gate's evidence: the release, its digest, the
+    // outcome and the agent's timings.
+    let beta = s["run"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "beta")
+        .unwrap()["sha256"]
+        .clone();
+    let t = s["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "stable-to-beta")
+        .unwrap();
+    let u = &t["updates"][0];
+    assert_eq!(u["channel"], "beta", "{t}");
+    assert_eq!(u["sha256"], beta, "{t}");
+    assert_eq!(u["outcome"], "installed", "{t}");
+    assert!(u["write_s"].as_f64().is_some_and(|w| w > 0.0), "{t}");
     // The panic fallback needed a second QEMU start (the guest reset), and GRUB chose A.
     let panic = log("stable-to-beta-kernel-panic-falls-back");
     assert!(panic.contains("1 guest reset(s) during boot"), "{panic}");
@@ -336,6 +356,81 @@ fn ab_update_boots_the_new_slot_and_a_kernel_panic_falls_back() {
         "no fallback"
     );
     assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
+}
+
+/// `aviary gate --from beta --to stable --release 1001.0.0` with a policy requiring
+/// `evidence::probe`, on one run folder: its exit code and stdout.
+fn gate_probe(run: &Path, policy: &Path) -> (Option<i32>, String) {
+    let verdict = run.join("verdict.json");
+    let out = aviary()
+        .args([
+            "gate",
+            "--from",
+            "beta",
+            "--to",
+            "stable",
+            "--release",
+            "1001.0.0",
+        ])
+        .arg("--policy")
+        .arg(policy)
+        .arg("--verdict")
+        .arg(&verdict)
+        .arg(run)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn the_gate_counts_a_pass_only_for_the_release_it_booted() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    build_images(None, &["stable", "beta"]);
+    let policy = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        policy.path(),
+        "transitions:\n  - from: beta\n    to: stable\n    required_tests: [evidence::probe]\n",
+    )
+    .unwrap();
+    // As written: the required test boots stable while `anchor` boots beta in the same run.
+    let mixed = run_suite(&["fixtures/suites/evidence.yaml"], None);
+    assert_eq!(mixed.code, Some(0), "{}", mixed.stderr);
+    let (code, out) = gate_probe(&mixed.dir, policy.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("verdict: HOLD"), "{out}");
+    assert!(
+        out.contains("evidence::probe passed only without exercising beta 1001.0.0")
+            && out.contains("booted stable 1000.0.0"),
+        "{out}"
+    );
+    // The same test booted on the candidate: promoted.
+    let on_beta = run_suite(
+        &[
+            "fixtures/suites/evidence.yaml",
+            "--filter",
+            "probe",
+            "--image",
+            "node=beta",
+        ],
+        None,
+    );
+    assert_eq!(on_beta.code, Some(0), "{}", on_beta.stderr);
+    let (code, out) = gate_probe(&on_beta.dir, policy.path());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("verdict: PROMOTE"), "{out}");
+    let s = summary(&on_beta.dir);
+    assert_eq!(s["run"]["evidence"], 2, "{s}");
+    assert_eq!(s["tests"][0]["machines"][0]["image"], "beta", "{s}");
+    // Every cold boot records where its time went.
+    let phases = &s["tests"][0]["machines"][0]["boots"][0]["phases"];
+    let (kernel, sshd) = (phases["kernel_s"].as_f64(), phases["sshd_s"].as_f64());
+    assert!(
+        matches!((kernel, sshd), (Some(k), Some(d)) if k > 0.0 && d > k),
+        "{phases}"
+    );
 }
 
 #[test]
