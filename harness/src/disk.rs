@@ -107,6 +107,12 @@ pub fn read_file(image: &Path, label: &str, path: &str) -> Result<Vec<u8>> {
     // The partition goes to a file debugfs reads (BOOT is 64 MiB: held in memory, it made
     // Aviary's peak RSS 82 MiB in a run with one `expect: disk`).
     let fs = extract_sectors(image, p.first_lba, p.last_lba - p.first_lba + 1)?;
+    // A filesystem the guest has mounted keeps recent writes in its journal: replay it into the
+    // copy (never the disk itself) so debugfs sees them. Nothing to do on ext2.
+    let _ = Command::new("e2fsck")
+        .args(["-E", "journal_only", "-y"])
+        .arg(fs.path())
+        .output();
     // -c: no bitmaps (those of a filesystem the guest has mounted fail their checksums).
     let out = Command::new("debugfs")
         .arg("-c")

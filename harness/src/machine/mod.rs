@@ -490,10 +490,10 @@ impl Machine {
         }
     }
 
-    /// How long sshd may stay silent after the console's login prompt: a twentieth of the boot's
-    /// deadline, 10 to 30 s (a healthy TCG boot answers within a few seconds of its prompt).
+    /// How long sshd may stay silent after the console's login prompt: a 24th of the boot's
+    /// deadline, 10 to 20 s (a healthy TCG boot answers within a few seconds of its prompt).
     fn sshd_grace(&self) -> Duration {
-        (self.boot_timeout / 16).clamp(Duration::from_secs(10), Duration::from_secs(30))
+        (self.boot_timeout / 24).clamp(Duration::from_secs(10), Duration::from_secs(20))
     }
 
     /// Why QEMU's last run ended, from its QMP SHUTDOWN event ("guest-shutdown" for a
