@@ -34,9 +34,9 @@ benches/first-command.sh "$rounds" >&2
 
 echo "bench: 2/4 cold boots vs snapshot starts" >&2
 rc=0
-"$aviary" run fixtures/suites/bench-snapshot.yaml --cold --reports "$work/cold" 2>"$work/cold.log" || rc=$?
+"$aviary" run fixtures/suites/bench-snapshot.yaml -j 1 --cold --reports "$work/cold" 2>"$work/cold.log" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$work/cold.log" >&2; exit "$rc"; }
-"$aviary" run fixtures/suites/bench-snapshot.yaml --reports "$work/snap" 2>"$work/snap.log" || rc=$?
+"$aviary" run fixtures/suites/bench-snapshot.yaml -j 1 --reports "$work/snap" 2>"$work/snap.log" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$work/snap.log" >&2; exit "$rc"; }
 
 echo "bench: 3/4 six VMs at once (-j 6)" >&2
@@ -44,7 +44,7 @@ echo "bench: 3/4 six VMs at once (-j 6)" >&2
 [ "$rc" -eq 0 ] || { cat "$work/six.log" >&2; exit "$rc"; }
 
 echo "bench: 4/4 a forced-failure rollback scenario (cold)" >&2
-"$aviary" run fixtures/suites/bench-rollback.yaml --cold --reports "$work/rollback" 2>"$work/rollback.log" || rc=$?
+"$aviary" run fixtures/suites/bench-rollback.yaml -j 1 --cold --reports "$work/rollback" 2>"$work/rollback.log" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$work/rollback.log" >&2; exit "$rc"; }
 
 mission="suites/provisioning.yaml suites/containers.yaml suites/kubernetes-networking.yaml suites/upgrade-rollback.yaml"

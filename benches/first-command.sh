@@ -48,7 +48,7 @@ raw_once() {
 aviary_once() {
   local out="$work/reports"; rm -rf "$out"
   local t0; t0=$(now_ms)
-  "$aviary" run fixtures/suites/first-command.yaml --reports "$out" 2>/dev/null
+  "$aviary" run fixtures/suites/first-command.yaml -j 1 --reports "$out" 2>/dev/null
   local at
   at=$(python3 -c 'import json,sys,glob; s=json.load(open(glob.glob(sys.argv[1]+"/*/summary.json")[0])); print(s["tests"][0]["machines"][0]["first_command_at_ms"])' "$out")
   echo $(( at - t0 ))

@@ -433,6 +433,51 @@ fn the_gate_counts_a_pass_only_for_the_release_it_booted() {
     );
 }
 
+/// The issue's own example: a beta whose sshd no longer reads the provisioned keys. The
+/// boot-once template fails at once, naming the stage and what the candidate's disk holds; every
+/// test waiting on it fails with that cause instead of its own timeout; the template's logs stay.
+#[test]
+fn a_candidate_whose_sshd_ignores_the_keys_fails_every_test_at_once_with_the_cause() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let manifest = "fixtures/sshd-ignores-keys-candidate/channels.yaml";
+    build_images(Some(manifest), &["beta"]);
+    let r = run_suite(
+        &[
+            "suites/provisioning.yaml",
+            "--image",
+            "beta",
+            "--filter",
+            "{core-user-key-logs-in,os-release-matches-manifest,boots-slot-a}",
+        ],
+        Some(manifest),
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let s = summary(&r.dir);
+    assert_eq!(s["counts"]["failed"], 3, "{s}");
+    for t in s["tests"].as_array().unwrap() {
+        let m = t["outcome"]["message"].as_str().unwrap_or("");
+        assert!(
+            m.contains("boot failed at the login stage: sshd answered but refused the run's key"),
+            "{m}"
+        );
+        let detail = t["outcome"]["detail"].as_str().unwrap_or("");
+        assert!(
+            detail.contains("holds the run's key in /home/core/.ssh/authorized_keys.d/ignition"),
+            "{detail}"
+        );
+        let log = t["log"].as_str().unwrap_or("");
+        assert!(!log.is_empty(), "steps.log says why: {t}");
+    }
+    // The template that failed kept its console in the run folder.
+    let snapshots: Vec<_> = std::fs::read_dir(r.dir.join("snapshots"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(snapshots.len(), 1, "one template for the three tests");
+    let console = std::fs::read_to_string(snapshots[0].path().join("console.log")).unwrap();
+    assert!(console.contains("login:"), "{console}");
+}
+
 #[test]
 fn a_candidate_that_is_never_marked_good_fails_the_upgrade_suite() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());

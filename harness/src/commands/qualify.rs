@@ -32,47 +32,14 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
         .into());
     };
     let release = entry.version.clone();
-    let mut suites = load_suites(&ws, &images, &[])?;
+    let suites = load_suites(&ws, &images, &[])?;
     let planned = crate::gate::plan::plan(t, &suites, &a.channel)?;
     let budget = budget_suite(&ws, &images, t, &a)?;
-    eprintln!(
-        "aviary qualify: {} {release} -> {} ({} test(s) the policy {} requires):",
-        a.channel,
-        t.to,
-        planned.len(),
-        policy_path.display()
-    );
-    for p in &planned {
-        eprintln!(
-            "  {}::{}  {} ({})",
-            p.test.suite, p.test.name, p.how, p.mode
-        );
-    }
-    if let Some(b) = &budget {
-        eprintln!(
-            "  and for the budgets ({}), suite `{}` ({}): {}",
-            t.budgets
-                .iter()
-                .map(|b| b.phase.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            b.name,
-            b.path.display(),
-            b.tests
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    print_plan(&a, &release, t, &policy_path, &planned, budget.as_ref());
     if a.list {
         return Ok(EXIT_PASS);
     }
-    let mut tests: Vec<crate::suite::Test> = planned.into_iter().map(|p| p.test).collect();
-    if let Some(b) = budget {
-        tests.extend(b.tests.iter().cloned());
-        suites.push(b);
-    }
+    let tests: Vec<crate::suite::Test> = planned.into_iter().map(|p| p.test).collect();
     let opts = RunOptions {
         jobs: a.jobs,
         retries: a.retries,
@@ -89,6 +56,40 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
         eprintln!("aviary qualify: interrupted: no verdict");
         return Ok(EXIT_INTERRUPTED);
     }
+    let mut runs = vec![run];
+    if let Some(b) = budget {
+        if a.fail_fast && runs[0].code != EXIT_PASS {
+            eprintln!("aviary qualify: --fail-fast: the budgets are not measured after a failure");
+        } else {
+            // Alone, two at a time: each candidate boot or update beside its baseline twin,
+            // so both see the same host.
+            let pairs = RunOptions {
+                jobs: crate::runner::schedule::Jobs::Fixed(2),
+                fail_fast: false,
+                ..opts.clone()
+            };
+            let tests = b.tests.clone();
+            let budget_run = execute(&ws, &mut images, &[b], tests, &pairs)?;
+            if budget_run.code == EXIT_INTERRUPTED {
+                eprintln!("aviary qualify: interrupted: no verdict");
+                return Ok(EXIT_INTERRUPTED);
+            }
+            runs.push(budget_run);
+        }
+    }
+    judge(&ws, policy_path, t, &a, &release, &runs)
+}
+
+/// Gates the runs (the tests, then the budgets), prints and writes the verdict (verdict.json in
+/// the first run folder, report.html in each), promotes when asked, and says qualify's exit code.
+fn judge(
+    ws: &Workspace,
+    policy_path: std::path::PathBuf,
+    t: &policy::Transition,
+    a: &QualifyArgs,
+    release: &str,
+    runs: &[super::run::Executed],
+) -> Result<i32> {
     let now = crate::clock::now_secs();
     let req = GateRequest {
         policy: policy_path,
@@ -96,21 +97,23 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
         suites_dir: ws.root.join("suites"),
         from: a.channel.clone(),
         to: t.to.clone(),
-        release: release.clone(),
-        reports: vec![run.run_dir.clone()],
+        release: release.to_string(),
+        reports: runs.iter().map(|r| r.run_dir.clone()).collect(),
         now,
     };
     let verdict = crate::gate::evaluate_request(&req)?;
     print!("{}", verdict.render());
-    let path = run.run_dir.join("verdict.json");
+    let path = runs[0].run_dir.join("verdict.json");
     let sha = verdict.write(&path)?;
     println!("verdict.json: {} (sha256 {sha})", path.display());
-    match html_file::write_report(&run.run_dir, Some(&path)) {
-        Ok(p) => println!("report: {}", p.display()),
-        Err(e) => eprintln!("aviary qualify: could not write the report: {e}"),
+    for r in runs {
+        match html_file::write_report(&r.run_dir, Some(&path)) {
+            Ok(p) => println!("report: {}", p.display()),
+            Err(e) => eprintln!("aviary qualify: could not write the report: {e}"),
+        }
     }
     match verdict.verdict {
-        Decision::Hold if run.code == EXIT_BAD_INPUT => {
+        Decision::Hold if runs.iter().any(|r| r.code == EXIT_BAD_INPUT) => {
             eprintln!(
                 "aviary qualify: no verdict on {} {release}: the harness failed in at least one test (an error, not a failure of the candidate); see the reasons above",
                 a.channel
@@ -122,7 +125,7 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
             if a.promote {
                 let manifest = ws.manifest_path();
                 let p = crate::gate::promote::promote(
-                    &manifest, &a.channel, &t.to, &release, &sha, now,
+                    &manifest, &a.channel, &t.to, release, &sha, now,
                 )?;
                 println!(
                     "promoted: {} now lists {} {release} (same image); {}: {}",
@@ -134,6 +137,47 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
             }
             Ok(EXIT_PASS)
         }
+    }
+}
+
+/// The plan, on stderr: each required test and how it runs, and the budget suite.
+fn print_plan(
+    a: &QualifyArgs,
+    release: &str,
+    t: &policy::Transition,
+    policy_path: &std::path::Path,
+    planned: &[crate::gate::plan::Planned],
+    budget: Option<&crate::suite::Suite>,
+) {
+    eprintln!(
+        "aviary qualify: {} {release} -> {} ({} test(s) the policy {} requires):",
+        a.channel,
+        t.to,
+        planned.len(),
+        policy_path.display()
+    );
+    for p in planned {
+        eprintln!(
+            "  {}::{}  {} ({})",
+            p.test.suite, p.test.name, p.how, p.mode
+        );
+    }
+    if let Some(b) = budget {
+        eprintln!(
+            "  then, for the budgets ({}), suite `{}` ({}) in a run of its own, two tests at a time: {}",
+            t.budgets
+                .iter()
+                .map(|b| b.phase.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            b.name,
+            b.path.display(),
+            b.tests
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
 }
 

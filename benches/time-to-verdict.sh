@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Time to verdict on the seeded-bad corpus (fixtures/*-candidate), in one bench run:
+#   1. for each candidate broken at a boot or login stage, the test that catches it
+#      (provisioning::core-user-key-logs-in, its machine booting beta cold) until its FAIL,
+#      against the same test on the good beta, run right before them: each failure's time
+#      ÷ the good test's time (target ≤ 1.5), and ÷ the good boot's time to SSH (≤ 1.5), and
+#      the stage each failure names;
+#   2. slow-boot (healthy, slower): `aviary qualify beta` with a policy of one required test and
+#      the boot_to_ssh budget, until its HOLD, against the same qualify of the good beta: the
+#      ratio of the two times to verdict (≤ 1.5), and the reason the hold names.
+# Writes reports/time-to-verdict.json and prints a table.
+#   [BENCH_KEEP=1] benches/time-to-verdict.sh [FIXTURE…]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+aviary=${AVIARY:-./target/release/aviary}
+[ -x "$aviary" ] || cargo build --release --locked -q
+work=$(mktemp -d /tmp/aviary-ttv.XXXXXX)
+if [ -n "${BENCH_KEEP:-}" ]; then trap 'echo "bench: reports kept in $work" >&2' EXIT
+else trap 'rm -rf "$work"' EXIT; fi
+mkdir -p reports
+stages=(no-kernel panic-loop initramfs-emergency ignition-fails ignition-never-runs rootfs-emergency sshd-masked sshd-ignores-keys)
+[ $# -gt 0 ] && stages=("$@")
+
+# Every image first, so no run pays for a build.
+"$aviary" images build stable beta >&2
+for f in "${stages[@]}" slow-boot; do
+  AVIARY_MANIFEST=fixtures/$f-candidate/channels.yaml "$aviary" images build beta >&2
+done
+
+one() { # NAME [MANIFEST]: the catching test, cold, alone
+  local name=$1 manifest=${2:-images/channels.yaml} rc=0
+  AVIARY_MANIFEST=$manifest "$aviary" run suites/provisioning.yaml --filter core-user-key-logs-in \
+    --image beta --cold -j 1 --reports "$work/$name" 2> "$work/$name.log" || rc=$?
+  [ "$rc" -le 1 ] || { tail -5 "$work/$name.log" >&2; exit "$rc"; }
+}
+echo "bench: 1/2 the good beta, then each stage's candidate" >&2
+one good
+for f in "${stages[@]}"; do
+  echo "bench:   $f" >&2
+  one "$f" "fixtures/$f-candidate/channels.yaml"
+done
+
+echo "bench: 2/2 qualify with the boot_to_ssh budget: good beta, then slow-boot" >&2
+policy=$work/policy.yaml
+cat > "$policy" <<'EOF'
+transitions:
+  - from: beta
+    to: stable
+    required_tests: [provisioning::core-user-key-logs-in]
+    budgets:
+      boot_to_ssh: { ratio: 1.25, seconds: 10 }
+EOF
+qualify() { # NAME [MANIFEST]
+  local name=$1 manifest=${2:-images/channels.yaml} rc=0 t0 t1
+  t0=$(date +%s.%N)
+  AVIARY_MANIFEST=$manifest "$aviary" qualify beta --policy "$policy" --reports "$work/q-$name" \
+    > "$work/q-$name.out" 2> "$work/q-$name.log" || rc=$?
+  t1=$(date +%s.%N)
+  echo "$rc $t0 $t1" > "$work/q-$name.time"
+}
+qualify good
+qualify slow-boot fixtures/slow-boot-candidate/channels.yaml
+
+python3 - "$work" "${stages[@]}" <<'PY'
+import json, sys, glob, os
+work, stages = sys.argv[1], sys.argv[2:]
+def summary(name):
+    d = sorted(glob.glob(f"{work}/{name}/2*/summary.json"))[-1]
+    return json.load(open(d))
+good = summary("good")
+gt = good["tests"][0]
+assert gt["outcome"]["status"] == "passed", gt["outcome"]
+g_dur = gt["duration"]
+g_ssh = gt["machines"][0]["boots"][0]["qemu_to_ssh_banner_s"]
+rows, worst = [], 0.0
+for s in stages:
+    t = summary(s)["tests"][0]
+    msg = t["outcome"].get("message", "")
+    ratio, vs_boot = t["duration"] / g_dur, t["duration"] / g_ssh
+    worst = max(worst, ratio, vs_boot)
+    rows.append({"fixture": s, "status": t["outcome"]["status"], "seconds": t["duration"],
+                 "ratio_to_good_test": round(ratio, 3), "ratio_to_healthy_boot": round(vs_boot, 3),
+                 "message": msg})
+print(f"good beta: the test passed in {g_dur:.1f} s (boot to SSH banner {g_ssh:.1f} s)")
+print(f"{'fixture':<22} {'status':<7} {'s':>6} {'÷test':>6} {'÷boot':>6}  stage named")
+for r in rows:
+    stage = r["message"].split("boot failed at the ")[-1].split(":")[0] if "boot failed at the" in r["message"] else r["message"][:60]
+    print(f"{r['fixture']:<22} {r['status']:<7} {r['seconds']:>6.1f} {r['ratio_to_good_test']:>6.2f} {r['ratio_to_healthy_boot']:>6.2f}  {stage}")
+q = {}
+for name in ["good", "slow-boot"]:
+    rc, t0, t1 = open(f"{work}/q-{name}.time").read().split()
+    out = open(f"{work}/q-{name}.out").read()
+    reason = [l.strip() for l in out.splitlines() if "budgets" in l]
+    q[name] = {"exit": int(rc), "seconds": round(float(t1) - float(t0), 1), "budget": reason}
+qr = q["slow-boot"]["seconds"] / q["good"]["seconds"]
+print(f"qualify with the boot_to_ssh budget: good beta exit {q['good']['exit']} in {q['good']['seconds']} s; "
+      f"slow-boot exit {q['slow-boot']['exit']} in {q['slow-boot']['seconds']} s; ratio {qr:.2f}")
+for l in q["slow-boot"]["budget"]:
+    print("  slow-boot:", l)
+for l in q["good"]["budget"]:
+    print("  good:     ", l)
+ok = all(r["status"] == "failed" for r in rows) and worst <= 1.5 and qr <= 1.5 \
+    and q["slow-boot"]["exit"] == 1 and q["good"]["exit"] == 0
+doc = {"good": {"seconds": g_dur, "boot_to_ssh_s": g_ssh}, "fixtures": rows, "qualify": q,
+       "qualify_ratio": round(qr, 3), "worst_ratio": round(worst, 3), "targets_met": ok}
+json.dump(doc, open("reports/time-to-verdict.json", "w"), indent=2)
+print(f"worst ratio {worst:.2f} (target ≤ 1.5); every target met: {ok}")
+sys.exit(0 if ok else 1)
+PY
