@@ -267,3 +267,21 @@ fn bad_input_table_report_negative_duration() {
         "r1/summary.json:6:88: not a summary.json aviary can read: cannot convert float seconds to Duration: value is negative"
     );
 }
+
+#[test]
+fn bad_input_table_report_without_evidence() {
+    // A summary.json as Aviary wrote it before `run.evidence`: it parses, and the gate refuses it.
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("r1");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("summary.json"), summary("1.5")).unwrap();
+    std::fs::write(run.join("junit.xml"), "<testsuites/>").unwrap();
+    let e = crate::gate::evidence::read_run(&run, "1001.0.0", &"b".repeat(64))
+        .unwrap_err()
+        .to_string();
+    let shown = e.replace(&d.path().display().to_string(), "…");
+    assert_eq!(
+        shown,
+        "error: …/r1/summary.json: run r1 was written by an older Aviary: its tests do not record which releases they booted and updated into (`run.evidence` is 0, this gate needs 2), so the gate cannot tell which of them exercised 1001.0.0\n  hint: run the suites again with this Aviary (`aviary qualify`, or `aviary run`)"
+    );
+}

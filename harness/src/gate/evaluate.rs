@@ -55,6 +55,8 @@ pub struct RunEvidence {
     pub finished: bool,
     pub interrupted: Option<String>,
     pub tests: Vec<TestEvidence>,
+    /// Every image the run resolved: (version, disk sha256).
+    pub images: Vec<(String, String)>,
 }
 
 /// Applies every rule of `t`. `catalog` lists each suite's declared tests (from the suite

@@ -115,6 +115,12 @@ pub fn read_run(arg: &Path, version: &str, digest: &str) -> Result<RunEvidence, 
         finished: report.finished,
         interrupted: report.interrupted.clone(),
         tests,
+        images: report
+            .run
+            .images
+            .iter()
+            .map(|i| (i.version.clone(), i.sha256.clone()))
+            .collect(),
     })
 }
 

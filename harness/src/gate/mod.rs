@@ -130,6 +130,29 @@ pub fn expand_required(
     Ok(out)
 }
 
+/// The release a candidate would replace, as the budgets compare with it: its version and disk
+/// digest, from the manifest, or, when the manifest records none (the image was built for
+/// another manifest and found in the cache), the one digest the runs recorded for that version.
+fn baseline(
+    version: &str,
+    recorded: Option<&String>,
+    runs: &[evaluate::RunEvidence],
+) -> Option<(String, String)> {
+    if let Some(d) = recorded {
+        return Some((version.to_string(), d.clone()));
+    }
+    let seen: std::collections::BTreeSet<&String> = runs
+        .iter()
+        .flat_map(|r| r.images.iter())
+        .filter(|(v, _)| v == version)
+        .map(|(_, d)| d)
+        .collect();
+    match seen.into_iter().collect::<Vec<_>>().as_slice() {
+        [one] => Some((version.to_string(), (*one).clone())),
+        _ => None,
+    }
+}
+
 /// Evaluates the gate. Bad input (policy, manifest, reports) is an error; hold is a verdict.
 pub fn evaluate_request(req: &GateRequest) -> anyhow::Result<Verdict> {
     let manifest = Manifest::load(&req.manifest).map_err(|e| BadInput(format!("error: {e}")))?;
@@ -204,11 +227,10 @@ pub fn evaluate_request(req: &GateRequest) -> anyhow::Result<Verdict> {
     t.required_tests = expand_required(&t, &catalog)?;
     let t = &t;
     let runs = evidence::read_runs(&req.reports, &req.release, &disk.sha256)?;
-    let baseline = manifest.channels.get(&req.to).and_then(|e| {
-        e.disk
-            .as_ref()
-            .map(|d| (e.version.clone(), d.sha256.clone()))
-    });
+    let baseline = manifest
+        .channels
+        .get(&req.to)
+        .and_then(|e| baseline(&e.version, e.disk.as_ref().map(|d| &d.sha256), &runs));
     let release = evaluate::Release {
         version: entry.version.clone(),
         digest: disk.sha256.clone(),

@@ -62,6 +62,7 @@ fn run(id: &str, tests: Vec<TestEvidence>) -> RunEvidence {
         finished: true,
         interrupted: None,
         tests,
+        images: vec![],
     }
 }
 
@@ -908,5 +909,25 @@ fn a_malformed_budget_names_its_place_and_what_was_expected() {
         e.contains("unknown field `percent`, expected one of `ratio`, `seconds`, `mib`")
             || e.contains("unknown field `percent`"),
         "{e}"
+    );
+}
+
+#[test]
+fn the_baseline_digest_comes_from_the_manifest_or_else_the_runs() {
+    let (a, c, d) = ("a".repeat(64), "c".repeat(64), "d".repeat(64));
+    let mut r = run("r1", vec![]);
+    r.images = vec![
+        ("1000.0.0".into(), a.clone()),
+        ("1001.0.0".into(), "b".repeat(64)),
+    ];
+    let want = |sha: &str| Some(("1000.0.0".to_string(), sha.to_string()));
+    assert_eq!(baseline("1000.0.0", None, &[r.clone()]), want(&a));
+    assert_eq!(baseline("1000.0.0", Some(&c), &[r.clone()]), want(&c));
+    let mut other = run("r2", vec![]);
+    other.images = vec![("1000.0.0".into(), d)];
+    assert_eq!(
+        baseline("1000.0.0", None, &[r, other]),
+        None,
+        "two builds of one version: no baseline to compare with"
     );
 }
