@@ -40,6 +40,7 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
         return Ok(EXIT_PASS);
     }
     let tests: Vec<crate::suite::Test> = planned.into_iter().map(|p| p.test).collect();
+    build_channels(&mut images, &a.channel, &t.to, &tests)?;
     let opts = RunOptions {
         jobs: a.jobs,
         retries: a.retries,
@@ -203,6 +204,35 @@ fn budget_suite(
         std::fs::write(&path, text)?;
     }
     Ok(Some(suite))
+}
+
+/// Builds every channel the plan boots or updates into, and the release the candidate would
+/// replace, unless cached; either way the manifest records this host's digests, which the gate
+/// then checks the runs against.
+fn build_channels(
+    images: &mut Images,
+    candidate: &str,
+    baseline: &str,
+    tests: &[crate::suite::Test],
+) -> Result<()> {
+    let mut channels =
+        std::collections::BTreeSet::from([candidate.to_string(), baseline.to_string()]);
+    for t in tests {
+        for m in &t.machines {
+            if let crate::suite::ImageRef::Channel(c) = &m.image {
+                channels.insert(c.clone());
+            }
+        }
+        for s in &t.steps {
+            if let crate::suite::StepKind::Update { to, .. } = &s.kind {
+                channels.insert(to.clone());
+            }
+        }
+    }
+    for ch in channels {
+        images.build(&ch, false)?;
+    }
+    Ok(())
 }
 
 /// The policy's transition out of the channel (`--to`, or the only one there is).
