@@ -4,9 +4,15 @@
 //! A boot that cannot succeed ends at once with its stage and the console line that proves
 //! it, instead of waiting for the boot's deadline: an emergency or rescue shell, Ignition
 //! failing, a kernel panic on two starts in a row, two starts that never got past the
-//! bootloader, a guest that powers itself off, a login prompt with nothing answering on the
+//! bootloader, a guest that powers itself off, a finished boot with nothing answering on the
 //! SSH port, sshd refusing the run's key. Pure logic over text and instants: the machine feeds
 //! it, the tests drive it with console transcripts.
+//!
+//! "sshd never listened" is certain only once the guest says its boot finished
+//! (`BOOT_FINISHED`, printed by the reference images' mark-good-trigger.service): a login
+//! prompt alone is not enough, since a healthy but slower candidate may start sshd well after
+//! its getty (the slow-boot fixture does, 25 s later). An image that says nothing of the kind
+//! waits for the boot's deadline.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -75,8 +81,9 @@ pub enum BootFailure {
     },
     /// sshd's unit failed to start.
     SshdFailed { line: String },
-    /// A login prompt appeared, and nothing answered on the SSH port for `waited`.
-    SshdSilent { prompt: String, waited: Duration },
+    /// The guest said its boot finished (`finished`), and nothing answered on the SSH port for
+    /// `waited` after it.
+    SshdSilent { finished: String, waited: Duration },
     /// sshd answered, and refused the run's key.
     KeyRefused {
         methods: String,
@@ -144,9 +151,9 @@ impl fmt::Display for BootFailure {
                 "the guest reset {starts} times before SSH came up; last console line: `{last}`"
             ),
             BootFailure::SshdFailed { line } => write!(f, "sshd did not start: console shows `{line}`"),
-            BootFailure::SshdSilent { prompt, waited } => write!(
+            BootFailure::SshdSilent { finished, waited } => write!(
                 f,
-                "sshd never listened: the console showed the login prompt `{prompt}` and nothing answered on the SSH port for {:.0}s after it",
+                "sshd never listened: the console says `{finished}`, and nothing answered on the SSH port for {:.0}s after that",
                 waited.as_secs_f64()
             ),
             BootFailure::KeyRefused {
@@ -200,6 +207,10 @@ const SSHD_FAILED: &[&str] = &[
 ];
 
 const PANIC: &str = "Kernel panic - not syncing";
+
+/// What a reference image prints on its console once its boot finished (no job left): sshd
+/// would have started by then.
+pub const BOOT_FINISHED: &str = "aviary-boot: the boot finished";
 
 /// The stage `text` (one QEMU start's console) shows.
 pub fn stage_of(text: &str) -> Stage {
@@ -261,9 +272,9 @@ pub struct BootWatch {
     silent: u32,
     /// The panic of the current start, and when it was seen.
     panicked: Option<(String, Instant)>,
-    /// The login prompt of the current start, and when it was seen.
-    prompt: Option<(String, Instant)>,
-    /// How long sshd may stay silent after the login prompt; how long a panicked guest may
+    /// The guest's "boot finished" line of the current start, and when it was seen.
+    finished: Option<(String, Instant)>,
+    /// How long sshd may stay silent after the boot finished; how long a panicked guest may
     /// take to reset.
     sshd_grace: Duration,
     panic_grace: Duration,
@@ -285,7 +296,7 @@ impl BootWatch {
             panics: 0,
             silent: 0,
             panicked: None,
-            prompt: None,
+            finished: None,
             sshd_grace,
             panic_grace,
             max_starts,
@@ -326,20 +337,16 @@ impl BootWatch {
                 });
             }
         }
-        let prompt = text
-            .lines()
-            .map(str::trim)
-            .rev()
-            .find(|l| is_prompt(l))
-            .map(crate::checks::clean);
-        if let (None, Some(p)) = (&self.prompt, prompt) {
-            self.prompt = Some((p, now));
+        if self.finished.is_none() {
+            if let Some(l) = lines.iter().find(|l| l.contains(BOOT_FINISHED)) {
+                self.finished = Some((l.clone(), now));
+            }
         }
-        if let Some((p, seen)) = &self.prompt {
+        if let Some((l, seen)) = &self.finished {
             let waited = now.duration_since(*seen);
             if waited > self.sshd_grace {
                 return Err(BootFailure::SshdSilent {
-                    prompt: p.clone(),
+                    finished: l.clone(),
                     waited,
                 });
             }
@@ -360,7 +367,7 @@ impl BootWatch {
                 .find(|l| l.contains(PANIC))
                 .map(crate::checks::clean)
         });
-        self.prompt = None;
+        self.finished = None;
         match &panic {
             Some(_) => self.panics += 1,
             None if stage <= Stage::Bootloader => self.silent += 1,
@@ -435,18 +442,23 @@ mod tests {
     }
 
     #[test]
-    fn a_healthy_boot_is_left_alone_until_its_prompt_outlives_the_sshd_grace() {
+    fn a_prompt_without_sshd_is_waited_for_until_the_guest_says_its_boot_finished() {
         let t0 = Instant::now();
         let mut w = watch();
         assert_eq!(w.check(GRUB, t0), Ok(()));
+        // A slower candidate may start sshd long after its getty: no verdict from the prompt.
         assert_eq!(w.check(HEALTHY, t0 + 30 * S), Ok(()));
-        assert_eq!(w.check(HEALTHY, t0 + 49 * S), Ok(()));
-        match w.check(HEALTHY, t0 + 51 * S) {
+        assert_eq!(w.check(HEALTHY, t0 + 300 * S), Ok(()));
+        let done =
+            format!("{HEALTHY}\n[   41.2] aviary-boot: the boot finished (system running)\n");
+        assert_eq!(w.check(&done, t0 + 301 * S), Ok(()));
+        assert_eq!(w.check(&done, t0 + 320 * S), Ok(()));
+        match w.check(&done, t0 + 322 * S) {
             Err(f @ BootFailure::SshdSilent { .. }) => {
                 assert_eq!(f.stage(), Stage::Sshd);
                 assert_eq!(
                     f.to_string(),
-                    "boot failed at the sshd stage: sshd never listened: the console showed the login prompt `node login:` and nothing answered on the SSH port for 21s after it"
+                    "boot failed at the sshd stage: sshd never listened: the console says `[   41.2] aviary-boot: the boot finished (system running)`, and nothing answered on the SSH port for 21s after that"
                 );
             }
             other => panic!("{other:?}"),

@@ -492,11 +492,11 @@ impl Machine {
         }
     }
 
-    /// How long sshd may stay silent after the console's login prompt: a 40th of the boot's
-    /// deadline, 8 to 15 s (on a healthy TCG boot of the reference images sshd answers about a
-    /// second before the prompt appears).
+    /// How long sshd may stay silent after the guest said its boot finished
+    /// (`boot_watch::BOOT_FINISHED`): sshd had started by then, so only the banner probe's
+    /// own round (2 s) and a margin. A 60th of the boot's deadline, 5 to 10 s.
     fn sshd_grace(&self) -> Duration {
-        (self.boot_timeout / 40).clamp(Duration::from_secs(8), Duration::from_secs(15))
+        (self.boot_timeout / 60).clamp(Duration::from_secs(5), Duration::from_secs(10))
     }
 
     /// Why QEMU's last run ended, from its QMP SHUTDOWN event ("guest-shutdown" for a
