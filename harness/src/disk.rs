@@ -101,6 +101,7 @@ fn find<'a>(parts: &'a [Partition], label: &str) -> Result<&'a Partition> {
 }
 
 /// Reads a file from the ext2/3/4 filesystem of partition `label` with debugfs (no mount).
+/// A file the guest created but has not written back yet reads as empty.
 pub fn read_file(image: &Path, label: &str, path: &str) -> Result<Vec<u8>> {
     let parts = partitions(image)?;
     let p = find(&parts, label)?;
@@ -121,13 +122,21 @@ pub fn read_file(image: &Path, label: &str, path: &str) -> Result<Vec<u8>> {
         .arg(fs.path())
         .output()
         .context("running debugfs (e2fsprogs)")?;
-    if !out.status.success() || out.stdout.is_empty() {
+    // debugfs exits 0 on a missing file: its complaint is on stderr, after its version line.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let complaint = stderr
+        .lines()
+        .filter(|l| !l.starts_with("debugfs "))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if !out.status.success() || (out.stdout.is_empty() && !complaint.trim().is_empty()) {
         bail!(
             "{}: cannot read {path} from partition {label}: {}",
             image.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
+            stderr.trim()
         );
     }
+    // An empty answer is an empty file (or one whose data the guest has not written back yet).
     Ok(out.stdout)
 }
 

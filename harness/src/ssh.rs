@@ -37,15 +37,51 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+/// What the SSH port said to one probe (see `probe_banner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortAnswer {
+    /// sshd's banner.
+    Banner,
+    /// The connection closed or reset before any byte: nothing listens on the guest's port
+    /// (user-mode networking accepts on the host, then drops the connection the guest refused).
+    Refused,
+    /// No answer within the probe's wait: the guest may be slow, or not up yet.
+    Silent,
+}
+
 /// Checks, without logging in, that sshd answers with its banner. User-mode networking accepts
-/// TCP connections before the guest is up, so a bare connect proves nothing.
-pub fn banner_ready(addr: SocketAddr, wait: Duration) -> bool {
+/// TCP connections before the guest is up, so a bare connect proves nothing; a connection it
+/// closes without a byte says the guest refused it.
+pub fn probe_banner(addr: SocketAddr, wait: Duration) -> PortAnswer {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, wait) else {
-        return false;
+        return PortAnswer::Silent;
     };
     let _ = s.set_read_timeout(Some(wait));
     let mut buf = [0u8; 4];
-    matches!(s.read_exact(&mut buf), Ok(()) if &buf == b"SSH-")
+    let mut got = 0;
+    while got < buf.len() {
+        match s.read(&mut buf[got..]) {
+            Ok(0) if got == 0 => return PortAnswer::Refused,
+            Ok(0) => return PortAnswer::Silent,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if got == 0
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                    ) =>
+            {
+                return PortAnswer::Refused
+            }
+            Err(_) => return PortAnswer::Silent,
+        }
+    }
+    if &buf == b"SSH-" {
+        PortAnswer::Banner
+    } else {
+        PortAnswer::Silent
+    }
 }
 
 /// sshd completed the handshake and refused the run's key: a definite answer, not a server
@@ -250,4 +286,42 @@ pub fn generate_key(path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A listener that answers each connection with `reply`: `None` closes it at once,
+    /// `Some(b"")` holds it open without a byte.
+    fn server(reply: Option<&'static [u8]>) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            match reply {
+                None => drop(s),
+                Some(bytes) => {
+                    s.write_all(bytes).unwrap();
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn the_probe_tells_a_banner_from_a_refused_and_a_quiet_port() {
+        let wait = Duration::from_millis(500);
+        let banner = server(Some(b"SSH-2.0-OpenSSH_9.2p1\r\n"));
+        assert_eq!(probe_banner(banner, wait), PortAnswer::Banner);
+        // What user-mode networking does with a connection the guest refused.
+        assert_eq!(probe_banner(server(None), wait), PortAnswer::Refused);
+        assert_eq!(probe_banner(server(Some(b"")), wait), PortAnswer::Silent);
+        assert_eq!(
+            probe_banner(server(Some(b"HTTP")), wait),
+            PortAnswer::Silent
+        );
+    }
 }

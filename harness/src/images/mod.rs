@@ -278,6 +278,12 @@ impl Images {
             &format!("/boot/vmlinuz-{}", rec.kernel_release),
         )
         .context("extracting the kernel for the accelerator probe")?;
+        if kernel.is_empty() {
+            anyhow::bail!(
+                "the built image's ROOT-A has an empty /boot/vmlinuz-{}",
+                rec.kernel_release
+            );
+        }
         std::fs::write(tmp.path().join("vmlinuz"), kernel)?;
         std::fs::write(
             tmp.path().join("aviary-image.json"),

@@ -9,11 +9,14 @@
 //! it, the tests drive it with console transcripts.
 //!
 //! "sshd never listened" is certain only once the guest says its boot finished
-//! (`BOOT_FINISHED`, printed by the reference images' mark-good-trigger.service): a login
-//! prompt alone is not enough, since a healthy but slower candidate may start sshd well after
-//! its getty (the slow-boot fixture does, 25 s later). An image that says nothing of the kind
-//! waits for the boot's deadline.
+//! (`BOOT_FINISHED`, printed by the reference images' mark-good-trigger.service) and the guest
+//! then refuses every connection to the SSH port: a login prompt alone is not enough, since a
+//! healthy but slower candidate may start sshd well after its getty (the slow-boot fixture
+//! does, 25 s later), and a port that merely stays quiet is a guest too busy to answer (a
+//! loaded host), not a failure. An image that says nothing of the kind waits for the boot's
+//! deadline.
 
+use crate::ssh::PortAnswer;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -81,8 +84,8 @@ pub enum BootFailure {
     },
     /// sshd's unit failed to start.
     SshdFailed { line: String },
-    /// The guest said its boot finished (`finished`), and nothing answered on the SSH port for
-    /// `waited` after it.
+    /// The guest said its boot finished (`finished`), and then refused every connection to the
+    /// SSH port for `waited`.
     SshdSilent { finished: String, waited: Duration },
     /// sshd answered, and refused the run's key.
     KeyRefused {
@@ -153,7 +156,7 @@ impl fmt::Display for BootFailure {
             BootFailure::SshdFailed { line } => write!(f, "sshd did not start: console shows `{line}`"),
             BootFailure::SshdSilent { finished, waited } => write!(
                 f,
-                "sshd never listened: the console says `{finished}`, and nothing answered on the SSH port for {:.0}s after that",
+                "sshd never listened: the console says `{finished}`, and the guest refused every connection to the SSH port for {:.0}s after that",
                 waited.as_secs_f64()
             ),
             BootFailure::KeyRefused {
@@ -272,8 +275,10 @@ pub struct BootWatch {
     silent: u32,
     /// The panic of the current start, and when it was seen.
     panicked: Option<(String, Instant)>,
-    /// The guest's "boot finished" line of the current start, and when it was seen.
-    finished: Option<(String, Instant)>,
+    /// The guest's "boot finished" line of the current start, and since when the guest has
+    /// refused every connection to the SSH port after it.
+    finished: Option<String>,
+    refused_since: Option<Instant>,
     /// How long sshd may stay silent after the boot finished; how long a panicked guest may
     /// take to reset.
     sshd_grace: Duration,
@@ -297,14 +302,16 @@ impl BootWatch {
             silent: 0,
             panicked: None,
             finished: None,
+            refused_since: None,
             sshd_grace,
             panic_grace,
             max_starts,
         }
     }
 
-    /// Checks the current start's console (`text`) at `now`, the SSH banner not seen yet.
-    pub fn check(&mut self, text: &str, now: Instant) -> Result<(), BootFailure> {
+    /// Checks the current start's console (`text`) and the SSH port's last answer (`port`, no
+    /// banner yet) at `now`.
+    pub fn check(&mut self, text: &str, port: PortAnswer, now: Instant) -> Result<(), BootFailure> {
         // Lines without terminal escapes: systemd colours unit names inside its messages.
         let lines: Vec<String> = text.lines().map(crate::checks::clean).collect();
         for (i, line) in lines.iter().enumerate() {
@@ -338,18 +345,22 @@ impl BootWatch {
             }
         }
         if self.finished.is_none() {
-            if let Some(l) = lines.iter().find(|l| l.contains(BOOT_FINISHED)) {
-                self.finished = Some((l.clone(), now));
-            }
+            self.finished = lines.iter().find(|l| l.contains(BOOT_FINISHED)).cloned();
         }
-        if let Some((l, seen)) = &self.finished {
-            let waited = now.duration_since(*seen);
-            if waited > self.sshd_grace {
-                return Err(BootFailure::SshdSilent {
-                    finished: l.clone(),
-                    waited,
-                });
-            }
+        let Some(finished) = &self.finished else {
+            return Ok(());
+        };
+        if port != PortAnswer::Refused {
+            self.refused_since = None;
+            return Ok(());
+        }
+        let since = *self.refused_since.get_or_insert(now);
+        let waited = now.duration_since(since);
+        if waited > self.sshd_grace {
+            return Err(BootFailure::SshdSilent {
+                finished: finished.clone(),
+                waited,
+            });
         }
         Ok(())
     }
@@ -368,6 +379,7 @@ impl BootWatch {
                 .map(crate::checks::clean)
         });
         self.finished = None;
+        self.refused_since = None;
         match &panic {
             Some(_) => self.panics += 1,
             None if stage <= Stage::Bootloader => self.silent += 1,
@@ -417,6 +429,9 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
+    const QUIET: PortAnswer = PortAnswer::Silent;
+    const REFUSED: PortAnswer = PortAnswer::Refused;
+
     fn watch() -> BootWatch {
         BootWatch::new(20 * S, 20 * S, 4)
     }
@@ -445,20 +460,20 @@ mod tests {
     fn a_prompt_without_sshd_is_waited_for_until_the_guest_says_its_boot_finished() {
         let t0 = Instant::now();
         let mut w = watch();
-        assert_eq!(w.check(GRUB, t0), Ok(()));
+        assert_eq!(w.check(GRUB, REFUSED, t0), Ok(()));
         // A slower candidate may start sshd long after its getty: no verdict from the prompt.
-        assert_eq!(w.check(HEALTHY, t0 + 30 * S), Ok(()));
-        assert_eq!(w.check(HEALTHY, t0 + 300 * S), Ok(()));
+        assert_eq!(w.check(HEALTHY, REFUSED, t0 + 30 * S), Ok(()));
+        assert_eq!(w.check(HEALTHY, REFUSED, t0 + 300 * S), Ok(()));
         let done =
             format!("{HEALTHY}\n[   41.2] aviary-boot: the boot finished (system running)\n");
-        assert_eq!(w.check(&done, t0 + 301 * S), Ok(()));
-        assert_eq!(w.check(&done, t0 + 320 * S), Ok(()));
-        match w.check(&done, t0 + 322 * S) {
+        assert_eq!(w.check(&done, REFUSED, t0 + 301 * S), Ok(()));
+        assert_eq!(w.check(&done, REFUSED, t0 + 320 * S), Ok(()));
+        match w.check(&done, REFUSED, t0 + 322 * S) {
             Err(f @ BootFailure::SshdSilent { .. }) => {
                 assert_eq!(f.stage(), Stage::Sshd);
                 assert_eq!(
                     f.to_string(),
-                    "boot failed at the sshd stage: sshd never listened: the console says `[   41.2] aviary-boot: the boot finished (system running)`, and nothing answered on the SSH port for 21s after that"
+                    "boot failed at the sshd stage: sshd never listened: the console says `[   41.2] aviary-boot: the boot finished (system running)`, and the guest refused every connection to the SSH port for 21s after that"
                 );
             }
             other => panic!("{other:?}"),
@@ -466,10 +481,30 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_boot_whose_port_stays_quiet_is_a_busy_guest_not_a_failure() {
+        // On a loaded host a guest may take longer than a probe to answer: a quiet port is not
+        // a refused one, and a quiet answer starts the count again.
+        let t0 = Instant::now();
+        let mut w = watch();
+        let done =
+            format!("{HEALTHY}\n[   41.2] aviary-boot: the boot finished (system running)\n");
+        assert_eq!(w.check(&done, QUIET, t0), Ok(()));
+        assert_eq!(w.check(&done, QUIET, t0 + 100 * S), Ok(()));
+        assert_eq!(w.check(&done, REFUSED, t0 + 101 * S), Ok(()));
+        assert_eq!(w.check(&done, QUIET, t0 + 115 * S), Ok(()));
+        assert_eq!(w.check(&done, REFUSED, t0 + 116 * S), Ok(()));
+        assert_eq!(w.check(&done, REFUSED, t0 + 130 * S), Ok(()));
+        assert!(matches!(
+            w.check(&done, REFUSED, t0 + 137 * S),
+            Err(BootFailure::SshdSilent { .. })
+        ));
+    }
+
+    #[test]
     fn emergency_shells_and_ignition_fail_at_once_with_their_stage() {
         let t0 = Instant::now();
         let initrd = format!("{GRUB}[   16.6] ext4: Unknown parameter 'x'\n\u{1b}[0;1;31mFAILED\u{1b}[0m] Failed to mount \u{1b}[0;1;39msysroot.mount\u{1b}[0m - /sysroot.\naviary-emergency: the first-boot initramfs failed; powering off\n");
-        let f = watch().check(&initrd, t0).unwrap_err();
+        let f = watch().check(&initrd, QUIET, t0).unwrap_err();
         assert_eq!(f.stage(), Stage::Initramfs);
         assert_eq!(
             f.to_string(),
@@ -477,7 +512,7 @@ mod tests {
         );
         let root =
             format!("{GRUB}You are in emergency mode. After logging in, type \"journalctl -xb\"\n");
-        let f = watch().check(&root, t0).unwrap_err();
+        let f = watch().check(&root, QUIET, t0).unwrap_err();
         assert_eq!(f.stage(), Stage::Userspace);
         assert!(
             f.to_string()
@@ -486,30 +521,30 @@ mod tests {
         );
         let rescue = "You are in rescue mode. After logging in\n";
         assert!(matches!(
-            watch().check(rescue, t0),
+            watch().check(rescue, QUIET, t0),
             Err(BootFailure::Emergency { .. })
         ));
         let ign = format!(
             "{GRUB}[   12.0] ignition[401]: Ignition failed: failed to create users/groups\n"
         );
-        let f = watch().check(&ign, t0).unwrap_err();
+        let f = watch().check(&ign, QUIET, t0).unwrap_err();
         assert!(matches!(f, BootFailure::Ignition { .. }), "{f:?}");
         assert_eq!(f.stage(), Stage::Initramfs);
         // systemd colours the unit's name: the escapes do not hide it.
         let ign = "[\u{1b}[0;1;31mFAILED\u{1b}[0m] Failed to start \u{1b}[0;1;39mignition-f…es.service\u{1b}[0m - Ignition (files).\naviary-emergency: the first-boot initramfs failed; powering off\n";
-        let f = watch().check(ign, t0).unwrap_err();
+        let f = watch().check(ign, QUIET, t0).unwrap_err();
         assert_eq!(
             f.to_string(),
             "boot failed at the initramfs stage: Ignition failed: console shows `[FAILED] Failed to start ignition-f…es.service - Ignition (files).`"
         );
         let sshd = "[FAILED] Failed to start ssh.service - OpenBSD Secure Shell server.\n";
         assert!(matches!(
-            watch().check(sshd, t0),
+            watch().check(sshd, QUIET, t0),
             Err(BootFailure::SshdFailed { .. })
         ));
         // A finished Ignition run is not a failure.
         let ok = "[   10.0] ignition[400]: Ignition finished successfully\n";
-        assert_eq!(watch().check(ok, t0), Ok(()));
+        assert_eq!(watch().check(ok, QUIET, t0), Ok(()));
     }
 
     #[test]
@@ -517,10 +552,10 @@ mod tests {
         let t0 = Instant::now();
         let panic = format!("{GRUB}[    4.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n");
         let mut w = watch();
-        assert_eq!(w.check(&panic, t0), Ok(()));
+        assert_eq!(w.check(&panic, QUIET, t0), Ok(()));
         assert_eq!(w.exited(&panic, false), AfterExit::Restart);
         // The next start boots the other slot: a healthy prompt, then SSH.
-        assert_eq!(w.check(HEALTHY, t0 + 10 * S), Ok(()));
+        assert_eq!(w.check(HEALTHY, QUIET, t0 + 10 * S), Ok(()));
         let mut w = watch();
         assert_eq!(w.exited(&panic, false), AfterExit::Restart);
         match w.exited(&panic, false) {
@@ -541,9 +576,9 @@ mod tests {
         ));
         // A panic the guest never resets from.
         let mut w = watch();
-        assert_eq!(w.check(&panic, t0), Ok(()));
+        assert_eq!(w.check(&panic, QUIET, t0), Ok(()));
         assert!(matches!(
-            w.check(&panic, t0 + 21 * S),
+            w.check(&panic, QUIET, t0 + 21 * S),
             Err(BootFailure::PanicHang { .. })
         ));
     }

@@ -2,7 +2,6 @@
 //! machine's overlay (QEMU paused, no mount, no root), so the failure names its cause.
 
 use super::boot_watch::BootFailure;
-use std::path::Path;
 
 /// Where Ignition puts the `core` user's keys (an sshd_config drop-in must point sshd at it).
 pub const IGNITION_KEYS: &str = "/home/core/.ssh/authorized_keys.d/ignition";
@@ -15,6 +14,11 @@ pub fn booted_slot(console: &str) -> Option<char> {
     })
 }
 
+/// The partition of the root GRUB said it booted ("ROOT-B"), if the console says.
+pub fn booted_root(console: &str) -> Option<String> {
+    booted_slot(console).map(|slot| format!("ROOT-{slot}"))
+}
+
 /// Turns a refused key into the failure it proves. `keys` is the run's public key line;
 /// `read` reads a file of a partition (label, path) of the machine's disk. On a first boot with
 /// an Ignition config, a root with no Ignition key file means Ignition never ran; a key file
@@ -25,21 +29,23 @@ pub fn key_refusal(
     console: &str,
     pubkey: &str,
     first_boot_with_config: bool,
-    read: impl Fn(&str, &str) -> anyhow::Result<Vec<u8>>,
+    read: impl FnOnce(&str, &str) -> anyhow::Result<Vec<u8>>,
 ) -> BootFailure {
     let BootFailure::KeyRefused { methods, tries, .. } = refused else {
         return refused;
     };
-    let Some(slot) = booted_slot(console) else {
+    let Some(label) = booted_root(console) else {
         return BootFailure::KeyRefused {
             methods,
             tries,
             diagnosis: None,
         };
     };
-    let label = format!("ROOT-{slot}");
     let key_body = pubkey.split_whitespace().nth(1).unwrap_or("");
     let diagnosis = match read(&label, IGNITION_KEYS) {
+        Ok(bytes) if bytes.is_empty() => format!(
+            "{label}:{IGNITION_KEYS} exists, but its data never reached the disk (the guest had not written it back), so which key it holds is unknown"
+        ),
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
             if !key_body.is_empty() && text.contains(key_body) {
@@ -71,11 +77,6 @@ pub fn key_refusal(
 fn is_missing(e: &anyhow::Error) -> bool {
     let t = format!("{e:#}");
     t.contains("File not found") || t.contains("not found by ext2_lookup")
-}
-
-/// Reads a file of a partition of `overlay` (see `crate::disk::read_file`).
-pub fn read_from(overlay: &Path) -> impl Fn(&str, &str) -> anyhow::Result<Vec<u8>> + '_ {
-    move |label, path| crate::disk::read_file(overlay, label, path)
 }
 
 #[cfg(test)]
@@ -144,5 +145,19 @@ mod tests {
             "{f}"
         );
         assert_eq!(booted_slot("aviary: booting slot B\n"), Some('B'));
+        assert_eq!(
+            booted_root("aviary: booting slot B\n").as_deref(),
+            Some("ROOT-B")
+        );
+    }
+
+    #[test]
+    fn a_key_file_whose_data_never_reached_the_disk_says_so() {
+        let empty = |_: &str, _: &str| -> anyhow::Result<Vec<u8>> { Ok(Vec::new()) };
+        let f = key_refusal(refused(), CONSOLE, KEY, true, empty).to_string();
+        assert!(
+            f.ends_with("ROOT-A:/home/core/.ssh/authorized_keys.d/ignition exists, but its data never reached the disk (the guest had not written it back), so which key it holds is unknown"),
+            "{f}"
+        );
     }
 }

@@ -12,7 +12,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod segment;
 
-use crate::ssh::{banner_ready, Endpoint, Ssh};
+use crate::ssh::{probe_banner, Endpoint, PortAnswer, Ssh};
 use accel::Accel;
 use boot_watch::{AfterExit, BootFailure, BootWatch};
 use console::Console;
@@ -29,6 +29,10 @@ pub const MAX_RESETS: u32 = 3;
 
 /// How long after a kernel panic the guest has to reset itself before the boot counts as hung.
 const PANIC_RESET_GRACE: Duration = Duration::from_secs(20);
+
+/// How long a refused login's diagnosis waits for the guest to write a file it created back
+/// to the disk (the kernel's dirty-data expiry, 30 s, and its flusher's 5-s period).
+const WRITEBACK_WAIT: Duration = Duration::from_secs(40);
 
 /// Why a machine could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -446,16 +450,16 @@ impl Machine {
         let mut watch = BootWatch::new(self.sshd_grace(), PANIC_RESET_GRACE, MAX_RESETS + 1);
         loop {
             let addr = self.endpoint().addr();
-            let ok =
-                tokio::task::spawn_blocking(move || banner_ready(addr, Duration::from_secs(2)))
+            let port =
+                tokio::task::spawn_blocking(move || probe_banner(addr, Duration::from_secs(2)))
                     .await
-                    .unwrap_or(false);
-            if ok {
+                    .unwrap_or(PortAnswer::Silent);
+            if port == PortAnswer::Banner {
                 return Ok(started.elapsed());
             }
             let text = self.console.since(mark);
             watch
-                .check(&text, Instant::now())
+                .check(&text, port, Instant::now())
                 .map_err(|f| self.boot_failed(f))?;
             let exited = match self.proc.as_mut() {
                 Some(p) => p.child.try_wait().ok().flatten(),
@@ -492,9 +496,9 @@ impl Machine {
         }
     }
 
-    /// How long sshd may stay silent after the guest said its boot finished
-    /// (`boot_watch::BOOT_FINISHED`): sshd had started by then, so only the banner probe's
-    /// own round (2 s) and a margin. A 60th of the boot's deadline, 5 to 10 s.
+    /// How long the guest may refuse the SSH port after it said its boot finished
+    /// (`boot_watch::BOOT_FINISHED`): sshd had started by then, so only a margin for the
+    /// probes' rounds (2 s each at most). A 60th of the boot's deadline, 5 to 10 s.
     fn sshd_grace(&self) -> Duration {
         (self.boot_timeout / 60).clamp(Duration::from_secs(5), Duration::from_secs(10))
     }
@@ -510,31 +514,47 @@ impl Machine {
         ev["data"]["reason"].as_str().map(String::from)
     }
 
-    /// Reads the candidate's disk (QEMU paused) to tell why sshd refused the key.
+    /// Reads the candidate's disk to tell why sshd refused the key.
     async fn diagnose_refusal(&self, refused: BootFailure) -> BootFailure {
         let console = self.console.snapshot();
         let pubkey = std::fs::read_to_string(self.key.with_extension("pub")).unwrap_or_default();
         let first_boot = self.cfg.ignition.is_some() && self.boots.is_empty() && !self.restored;
-        let paused = self.qmp("stop", serde_json::json!({})).await.is_ok();
-        let overlay = self.cfg.overlay.clone();
-        let f = tokio::task::spawn_blocking(move || {
-            diagnose::key_refusal(
-                refused,
-                &console,
-                &pubkey,
-                first_boot,
-                diagnose::read_from(&overlay),
-            )
+        let read = match diagnose::booted_root(&console) {
+            Some(root) => Some(self.read_guest_file(&root, diagnose::IGNITION_KEYS).await),
+            None => None,
+        };
+        diagnose::key_refusal(refused, &console, &pubkey, first_boot, |_, _| {
+            read.unwrap_or_else(|| Err(anyhow::anyhow!("no slot on the console")))
         })
-        .await;
-        if paused {
-            let _ = self.qmp("cont", serde_json::json!({})).await;
+    }
+
+    /// Reads a file of partition `label` from the machine's disk, QEMU paused. A file the
+    /// guest created but has not written back yet reads empty: the guest runs on between
+    /// tries until its writeback puts the data on the disk (Linux writes dirty data back
+    /// once it is 30 s old), up to `WRITEBACK_WAIT`.
+    async fn read_guest_file(&self, label: &str, path: &str) -> anyhow::Result<Vec<u8>> {
+        let deadline = Instant::now() + WRITEBACK_WAIT;
+        loop {
+            let paused = self.qmp("stop", serde_json::json!({})).await.is_ok();
+            let (disk, l, p) = (
+                self.cfg.overlay.clone(),
+                label.to_string(),
+                path.to_string(),
+            );
+            let read = tokio::task::spawn_blocking(move || crate::disk::read_file(&disk, &l, &p))
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the disk: {e}"))
+                .and_then(|r| r);
+            if paused {
+                let _ = self.qmp("cont", serde_json::json!({})).await;
+            }
+            match read {
+                Ok(b) if b.is_empty() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_secs(3)).await
+                }
+                other => return other,
+            }
         }
-        f.unwrap_or_else(|e| BootFailure::KeyRefused {
-            methods: String::new(),
-            tries: 0,
-            diagnosis: Some(format!("diagnosis failed: {e}")),
-        })
     }
 
     fn boot_failed(&self, f: BootFailure) -> MachineError {
