@@ -44,7 +44,7 @@ pub fn key_refusal(
     let key_body = pubkey.split_whitespace().nth(1).unwrap_or("");
     let diagnosis = match read(&label, IGNITION_KEYS) {
         Ok(bytes) if bytes.is_empty() => format!(
-            "{label}:{IGNITION_KEYS} exists, but its data never reached the disk (the guest had not written it back), so which key it holds is unknown"
+            "{label}:{IGNITION_KEYS} exists, but its data was still not on the disk after the guest ran on for its writeback, so which key it holds is unknown"
         ),
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
@@ -156,7 +156,7 @@ mod tests {
         let empty = |_: &str, _: &str| -> anyhow::Result<Vec<u8>> { Ok(Vec::new()) };
         let f = key_refusal(refused(), CONSOLE, KEY, true, empty).to_string();
         assert!(
-            f.ends_with("ROOT-A:/home/core/.ssh/authorized_keys.d/ignition exists, but its data never reached the disk (the guest had not written it back), so which key it holds is unknown"),
+            f.ends_with("ROOT-A:/home/core/.ssh/authorized_keys.d/ignition exists, but its data was still not on the disk after the guest ran on for its writeback, so which key it holds is unknown"),
             "{f}"
         );
     }

@@ -30,9 +30,9 @@ pub const MAX_RESETS: u32 = 3;
 /// How long after a kernel panic the guest has to reset itself before the boot counts as hung.
 const PANIC_RESET_GRACE: Duration = Duration::from_secs(20);
 
-/// How long a refused login's diagnosis waits for the guest to write a file it created back
-/// to the disk (the kernel's dirty-data expiry, 30 s, and its flusher's 5-s period).
-const WRITEBACK_WAIT: Duration = Duration::from_secs(40);
+/// How long a refused login's diagnosis lets the guest run for it to write a file it created
+/// back to the disk (the kernel's dirty-data expiry, 30 s, and its flusher's 5-s period).
+const WRITEBACK_WAIT: Duration = Duration::from_secs(36);
 
 /// Why a machine could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -529,32 +529,34 @@ impl Machine {
     }
 
     /// Reads a file of partition `label` from the machine's disk, QEMU paused. A file the
-    /// guest created but has not written back yet reads empty: the guest runs on between
-    /// tries until its writeback puts the data on the disk (Linux writes dirty data back
-    /// once it is 30 s old), up to `WRITEBACK_WAIT`.
+    /// guest created but has not written back yet reads empty: the guest then runs on, for
+    /// `WRITEBACK_WAIT` in one stretch (its clock stands still while QEMU is paused), and the
+    /// file is read once more.
     async fn read_guest_file(&self, label: &str, path: &str) -> anyhow::Result<Vec<u8>> {
-        let deadline = Instant::now() + WRITEBACK_WAIT;
-        loop {
-            let paused = self.qmp("stop", serde_json::json!({})).await.is_ok();
-            let (disk, l, p) = (
-                self.cfg.overlay.clone(),
-                label.to_string(),
-                path.to_string(),
-            );
-            let read = tokio::task::spawn_blocking(move || crate::disk::read_file(&disk, &l, &p))
-                .await
-                .map_err(|e| anyhow::anyhow!("reading the disk: {e}"))
-                .and_then(|r| r);
-            if paused {
-                let _ = self.qmp("cont", serde_json::json!({})).await;
-            }
-            match read {
-                Ok(b) if b.is_empty() && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_secs(3)).await
-                }
-                other => return other,
-            }
+        let first = self.read_paused(label, path).await;
+        if !matches!(&first, Ok(b) if b.is_empty()) {
+            return first;
         }
+        tracing::info!(machine = %self.name, label, path, "the file reads empty: letting the guest write it back");
+        tokio::time::sleep(WRITEBACK_WAIT).await;
+        self.read_paused(label, path).await
+    }
+
+    async fn read_paused(&self, label: &str, path: &str) -> anyhow::Result<Vec<u8>> {
+        let paused = self.qmp("stop", serde_json::json!({})).await.is_ok();
+        let (disk, l, p) = (
+            self.cfg.overlay.clone(),
+            label.to_string(),
+            path.to_string(),
+        );
+        let read = tokio::task::spawn_blocking(move || crate::disk::read_file(&disk, &l, &p))
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the disk: {e}"))
+            .and_then(|r| r);
+        if paused {
+            let _ = self.qmp("cont", serde_json::json!({})).await;
+        }
+        read
     }
 
     fn boot_failed(&self, f: BootFailure) -> MachineError {
