@@ -6,6 +6,7 @@ use super::Shared;
 use crate::checks;
 use crate::machine::{Machine, MachineError, MachineOpts};
 use crate::suite::{Checks, Test};
+use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -232,7 +233,7 @@ async fn body(
     }
     // Machines that can start from a boot-once snapshot get (or make) theirs, all at once.
     let notes = std::sync::Mutex::new(Vec::new());
-    let prepared = futures_join_all(
+    let prepared = join_all(
         all_opts
             .into_iter()
             .map(|o| super::template::after_setup_or_snapshot(o, job, shared, &notes)),
@@ -301,7 +302,7 @@ async fn body(
         }
         r
     });
-    for r in futures_join_all(boots).await {
+    for r in join_all(boots).await {
         if let Err(e) = r {
             return machine_outcome(e, "booting");
         }
@@ -438,38 +439,6 @@ fn machine_outcome(e: MachineError, doing: &str) -> Outcome {
             }
         }
     }
-}
-
-/// Joins futures that borrow disjoint machines (a tiny join_all without another crate).
-async fn futures_join_all<F: std::future::Future>(
-    futs: impl IntoIterator<Item = F>,
-) -> Vec<F::Output> {
-    let futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    let mut futs: Vec<Option<_>> = futs.into_iter().map(Some).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in futs.iter_mut().enumerate() {
-            if let Some(fut) = f {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        out[i] = Some(v);
-                        *f = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter()
-        .map(|o| o.expect("polled to completion"))
-        .collect()
 }
 
 /// Saves the journal and runs the kola-style checks on one machine.
