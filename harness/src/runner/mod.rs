@@ -88,7 +88,7 @@ fn work(t: &crate::suite::Test) -> u32 {
     schedule::work(
         t.steps.len() as u32,
         count(|k| matches!(k, StepKind::Update { .. })),
-        count(|k| matches!(k, StepKind::Reboot { .. })),
+        count(|k| matches!(k, StepKind::Reboot)),
         cold,
     )
 }

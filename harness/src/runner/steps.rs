@@ -5,7 +5,10 @@ use crate::images::manifest::Manifest;
 use crate::images::ResolvedImage;
 use crate::machine::{Machine, MachineError};
 use crate::suite::template::expand;
-use crate::suite::{CopyDirection, Pattern, Step, StepKind, WaitCond};
+use crate::suite::{
+    CopyDirection, CopyStep, ExpectStep, Pattern, RunStep, Step, StepKind, UpdateStep, WaitCond,
+    WaitForStep,
+};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
@@ -69,7 +72,7 @@ fn sq(s: &str) -> String {
 }
 
 pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepError> {
-    let on = step.machine().to_string();
+    let on = step.on.clone();
     let image = env.images.get(&on).expect("validated machine").clone();
     let values = Values {
         image: &image,
@@ -78,14 +81,13 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
     let x = |s: &str| expand(s, &values).map_err(StepError::Infra);
     let machine = env.machines.get_mut(&on).expect("validated machine");
     match &step.kind {
-        StepKind::Run {
+        StepKind::Run(RunStep {
             cmd,
             exit,
             stdout,
             stderr,
             timeout,
-            ..
-        } => {
+        }) => {
             let cmd = x(cmd)?;
             let limit = timeout.unwrap_or(env.run_timeout);
             let ssh = machine.ssh()?.clone();
@@ -132,7 +134,7 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
             }
             Ok(())
         }
-        StepKind::WaitFor { cond, timeout, .. } => {
+        StepKind::WaitFor(WaitForStep { cond, timeout }) => {
             let limit = timeout.unwrap_or(env.wait_timeout);
             let secs = limit.as_secs().max(1);
             let mut unit = None;
@@ -223,7 +225,7 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
                 )),
             }
         }
-        StepKind::Reboot { .. } => {
+        StepKind::Reboot => {
             let _ = writeln!(env.log, "reboot {on}");
             let (t0, resets) = (std::time::Instant::now(), machine.resets);
             machine.reboot().await?;
@@ -242,12 +244,11 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
             );
             Ok(())
         }
-        StepKind::Copy {
+        StepKind::Copy(CopyStep {
             direction,
             from,
             to,
-            ..
-        } => {
+        }) => {
             let ssh = machine.ssh()?.clone();
             match direction {
                 CopyDirection::In => {
@@ -268,14 +269,13 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
             }
             Ok(())
         }
-        StepKind::Update {
+        StepKind::Update(UpdateStep {
             to,
             payload,
             refused,
             cut_power,
             timeout,
-            ..
-        } => {
+        }) => {
             let rel = env
                 .releases
                 .get(to)
@@ -321,14 +321,13 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepErro
             env.updates.push(record);
             r
         }
-        StepKind::Fault { fault, .. } => super::ab::fault(machine, *fault, env.log).await,
-        StepKind::Expect {
+        StepKind::Fault(fault) => super::ab::fault(machine, *fault, env.log).await,
+        StepKind::Expect(ExpectStep {
             os_release,
             kernel,
             slot,
             disk,
-            ..
-        } => {
+        }) => {
             if let Some(want) = disk {
                 let seen = super::ab::disk_slots(machine).await?;
                 let _ = writeln!(env.log, "disk of {on}: {}", super::ab::describe(&seen));

@@ -434,13 +434,12 @@ pub(super) async fn update_servers(
 ) -> Result<BTreeMap<String, crate::update_server::UpdateServer>, String> {
     let mut servers = BTreeMap::new();
     for step in steps {
-        if let crate::suite::StepKind::Update { on, .. } = &step.kind {
-            if !servers.contains_key(on) {
-                let s = crate::update_server::UpdateServer::start()
-                    .await
-                    .map_err(|e| format!("starting the update server: {e}"))?;
-                servers.insert(on.clone(), s);
-            }
+        if matches!(step.kind, crate::suite::StepKind::Update(_)) && !servers.contains_key(&step.on)
+        {
+            let s = crate::update_server::UpdateServer::start()
+                .await
+                .map_err(|e| format!("starting the update server: {e}"))?;
+            servers.insert(step.on.clone(), s);
         }
     }
     Ok(servers)

@@ -783,19 +783,19 @@ impl Validator<'_> {
         declared: &BTreeSet<String>,
     ) -> Option<Step> {
         let loc = self.loc(s);
-        let kind = match &s.value {
+        let (on, kind) = match &s.value {
             raw::StepDef::Run(r) => {
                 let f = format!("{field}.run");
                 let on = self.machine_ref(&r.on, &format!("{f}.on"), declared);
                 self.templates(&r.cmd, &format!("{f}.cmd"));
-                StepKind::Run {
-                    on,
+                let run = RunStep {
                     cmd: r.cmd.value.clone(),
                     exit: r.exit.unwrap_or(0),
                     stdout: self.pattern(&r.stdout, &format!("{f}.stdout")),
                     stderr: self.pattern(&r.stderr, &format!("{f}.stderr")),
                     timeout: self.duration(&r.timeout, &format!("{f}.timeout")),
-                }
+                };
+                (on, StepKind::Run(run))
             }
             raw::StepDef::WaitFor(w) => {
                 let f = format!("{field}.wait_for");
@@ -829,15 +829,13 @@ impl Validator<'_> {
                 } else {
                     WaitCond::Console(self.pattern(&w.console, &format!("{f}.console"))?)
                 };
-                StepKind::WaitFor {
-                    on,
-                    cond,
-                    timeout: self.duration(&w.timeout, &format!("{f}.timeout")),
-                }
+                let timeout = self.duration(&w.timeout, &format!("{f}.timeout"));
+                (on, StepKind::WaitFor(WaitForStep { cond, timeout }))
             }
-            raw::StepDef::Reboot(on) => StepKind::Reboot {
-                on: self.machine_ref(on, &format!("{field}.reboot"), declared),
-            },
+            raw::StepDef::Reboot(on) => (
+                self.machine_ref(on, &format!("{field}.reboot"), declared),
+                StepKind::Reboot,
+            ),
             raw::StepDef::Copy(c) => {
                 let f = format!("{field}.copy");
                 let on = self.machine_ref(&c.on, &format!("{f}.on"), declared);
@@ -854,12 +852,12 @@ impl Validator<'_> {
                         if !c.to.value.starts_with('/') {
                             self.err(&c.to, format!("{f}.to"), "guest path must be absolute");
                         }
-                        StepKind::Copy {
-                            on,
+                        let copy = CopyStep {
                             direction: CopyDirection::In,
                             from: p.to_string_lossy().into_owned(),
                             to: c.to.value.clone(),
-                        }
+                        };
+                        (on, StepKind::Copy(copy))
                     }
                     (None, Some(g)) => {
                         let to = &c.to.value;
@@ -871,12 +869,12 @@ impl Validator<'_> {
                                 "expected a relative name inside the test's artifact folder",
                             );
                         }
-                        StepKind::Copy {
-                            on,
+                        let copy = CopyStep {
                             direction: CopyDirection::Out,
                             from: g.value.clone(),
                             to: to.clone(),
-                        }
+                        };
+                        (on, StepKind::Copy(copy))
                     }
                     _ => {
                         self.err(&c.on, &f, "expected exactly one of from_host, from_guest");
@@ -943,13 +941,13 @@ impl Validator<'_> {
                         .get_or_insert_with(BTreeMap::new)
                         .insert("VERSION_ID".into(), v.value.clone());
                 }
-                StepKind::Expect {
-                    on,
+                let expect = ExpectStep {
                     os_release: os_release.unwrap_or_default(),
                     kernel: e.kernel.as_ref().map(|k| k.value.clone()),
                     slot,
                     disk,
-                }
+                };
+                (on, StepKind::Expect(expect))
             }
             raw::StepDef::Update(u) => {
                 let f = format!("{field}.update");
@@ -999,14 +997,14 @@ impl Validator<'_> {
                         "a bad payload must be refused: add `expect: refused`",
                     );
                 }
-                StepKind::Update {
-                    on,
+                let update = UpdateStep {
                     to: u.to.value.clone(),
                     payload,
                     refused,
                     cut_power: u.cut_power.unwrap_or(false),
                     timeout: self.duration(&u.timeout, &format!("{f}.timeout")),
-                }
+                };
+                (on, StepKind::Update(update))
             }
             raw::StepDef::Fault(x) => {
                 let f = format!("{field}.fault");
@@ -1042,10 +1040,10 @@ impl Validator<'_> {
                         format!("`{}` is not a target; expected inactive-slot", v.value),
                     );
                 }
-                StepKind::Fault { on, fault }
+                (on, StepKind::Fault(fault))
             }
         };
-        Some(Step { loc, kind })
+        Some(Step { loc, on, kind })
     }
 }
 
