@@ -1,7 +1,6 @@
 //! The runner owns time: it schedules jobs, scales deadlines to the accelerator, handles
 //! SIGINT/SIGTERM, and emits events; it never formats output.
 
-pub mod ab;
 pub mod lookup;
 pub mod repro;
 pub mod result;
