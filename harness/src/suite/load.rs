@@ -4,6 +4,7 @@ use super::duration;
 use super::model::*;
 use super::raw::{self, S};
 use super::template;
+use super::verbs;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -186,21 +187,24 @@ fn hint_for(message: &str) -> Option<String> {
     if message.contains("unknown field") || message.contains("unknown variant") {
         Some("see README.md, section 'Suite language', for the keys each level takes".into())
     } else if message == "expected end of mapping after enum variant value" {
-        Some("a step is one key: run, wait_for, reboot, copy, expect, update or fault".into())
+        Some(verbs::ONE_KEY.into())
     } else {
         yaml_hint(message)
     }
 }
 
-struct Validator<'a> {
+/// Checks a parsed suite file and builds the model, recording every problem it finds. The
+/// verbs' checks are in `verbs/`, one file a verb.
+pub(super) struct Validator<'a> {
     file: PathBuf,
-    dir: PathBuf,
-    ctx: &'a LoadContext,
+    /// The suite's folder: host paths are relative to it.
+    pub(super) dir: PathBuf,
+    pub(super) ctx: &'a LoadContext,
     errors: Vec<LoadError>,
 }
 
 impl Validator<'_> {
-    fn loc<T>(&self, s: &S<T>) -> Loc {
+    pub(super) fn loc<T>(&self, s: &S<T>) -> Loc {
         Loc {
             file: self.file.clone(),
             line: s.referenced.line(),
@@ -208,7 +212,12 @@ impl Validator<'_> {
         }
     }
 
-    fn err<T>(&mut self, at: &S<T>, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn err<T>(
+        &mut self,
+        at: &S<T>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.err_hint(at, field, message, None);
     }
 
@@ -221,7 +230,7 @@ impl Validator<'_> {
         });
     }
 
-    fn err_hint<T>(
+    pub(super) fn err_hint<T>(
         &mut self,
         at: &S<T>,
         field: impl Into<String>,
@@ -253,7 +262,7 @@ impl Validator<'_> {
         }
     }
 
-    fn duration(&mut self, s: &Option<S<String>>, field: &str) -> Option<Duration> {
+    pub(super) fn duration(&mut self, s: &Option<S<String>>, field: &str) -> Option<Duration> {
         let s = s.as_ref()?;
         match duration::parse(&s.value) {
             Ok(d) => Some(d),
@@ -265,7 +274,7 @@ impl Validator<'_> {
     }
 
     /// Checks the `{{ … }}` placeholders of a string.
-    fn templates(&mut self, s: &S<String>, field: &str) {
+    pub(super) fn templates(&mut self, s: &S<String>, field: &str) {
         match template::placeholders(&s.value) {
             Ok(paths) => {
                 for p in paths {
@@ -278,7 +287,7 @@ impl Validator<'_> {
         }
     }
 
-    fn pattern(&mut self, s: &Option<S<String>>, field: &str) -> Option<Pattern> {
+    pub(super) fn pattern(&mut self, s: &Option<S<String>>, field: &str) -> Option<Pattern> {
         let s = s.as_ref()?;
         self.templates(s, field);
         // Placeholders expand to plain text; check the rest of the regex now.
@@ -457,7 +466,7 @@ impl Validator<'_> {
             }
             for (j, s) in list.value.iter().enumerate() {
                 let sfield = format!("{field}.setup[{j}]");
-                if let Some(step) = self.step(s, &sfield, &declared) {
+                if let Some(step) = verbs::step(self, s, &sfield, &declared) {
                     steps.push(step);
                 }
             }
@@ -465,7 +474,7 @@ impl Validator<'_> {
         }
         for (j, s) in t.steps.value.iter().enumerate() {
             let sfield = format!("{field}.steps[{j}]");
-            if let Some(step) = self.step(s, &sfield, &declared) {
+            if let Some(step) = verbs::step(self, s, &sfield, &declared) {
                 steps.push(step);
             }
         }
@@ -757,293 +766,6 @@ impl Validator<'_> {
                 None
             }
         }
-    }
-
-    fn machine_ref(&mut self, on: &S<String>, field: &str, declared: &BTreeSet<String>) -> String {
-        if !declared.contains(&on.value) {
-            let known: Vec<&str> = declared.iter().map(String::as_str).collect();
-            self.err_hint(
-                on,
-                field,
-                format!(
-                    "machine `{}` is not declared by this test (declared: {})",
-                    on.value,
-                    known.join(", ")
-                ),
-                Some("declare it under the test's `machines:`".into()),
-            );
-        }
-        on.value.clone()
-    }
-
-    fn step(
-        &mut self,
-        s: &S<raw::StepDef>,
-        field: &str,
-        declared: &BTreeSet<String>,
-    ) -> Option<Step> {
-        let loc = self.loc(s);
-        let (on, kind) = match &s.value {
-            raw::StepDef::Run(r) => {
-                let f = format!("{field}.run");
-                let on = self.machine_ref(&r.on, &format!("{f}.on"), declared);
-                self.templates(&r.cmd, &format!("{f}.cmd"));
-                let run = RunStep {
-                    cmd: r.cmd.value.clone(),
-                    exit: r.exit.unwrap_or(0),
-                    stdout: self.pattern(&r.stdout, &format!("{f}.stdout")),
-                    stderr: self.pattern(&r.stderr, &format!("{f}.stderr")),
-                    timeout: self.duration(&r.timeout, &format!("{f}.timeout")),
-                };
-                (on, StepKind::Run(run))
-            }
-            raw::StepDef::WaitFor(w) => {
-                let f = format!("{field}.wait_for");
-                let on = self.machine_ref(&w.on, &format!("{f}.on"), declared);
-                let n = [
-                    w.unit.is_some(),
-                    w.port.is_some(),
-                    w.file.is_some(),
-                    w.console.is_some(),
-                ]
-                .iter()
-                .filter(|b| **b)
-                .count();
-                if n != 1 {
-                    self.err(
-                        &w.on,
-                        &f,
-                        format!("expected exactly one of unit, port, file, console; found {n}"),
-                    );
-                    return None;
-                }
-                let cond = if let Some(u) = &w.unit {
-                    WaitCond::Unit(u.value.clone())
-                } else if let Some(p) = &w.port {
-                    if p.value == 0 {
-                        self.err(p, format!("{f}.port"), "port must be 1..=65535");
-                    }
-                    WaitCond::Port(p.value)
-                } else if let Some(file) = &w.file {
-                    WaitCond::File(file.value.clone())
-                } else {
-                    WaitCond::Console(self.pattern(&w.console, &format!("{f}.console"))?)
-                };
-                let timeout = self.duration(&w.timeout, &format!("{f}.timeout"));
-                (on, StepKind::WaitFor(WaitForStep { cond, timeout }))
-            }
-            raw::StepDef::Reboot(on) => (
-                self.machine_ref(on, &format!("{field}.reboot"), declared),
-                StepKind::Reboot,
-            ),
-            raw::StepDef::Copy(c) => {
-                let f = format!("{field}.copy");
-                let on = self.machine_ref(&c.on, &format!("{f}.on"), declared);
-                match (&c.from_host, &c.from_guest) {
-                    (Some(h), None) => {
-                        let p = self.dir.join(&h.value);
-                        if !p.is_file() {
-                            self.err(
-                                h,
-                                format!("{f}.from_host"),
-                                format!("host file `{}` does not exist", p.display()),
-                            );
-                        }
-                        if !c.to.value.starts_with('/') {
-                            self.err(&c.to, format!("{f}.to"), "guest path must be absolute");
-                        }
-                        let copy = CopyStep {
-                            direction: CopyDirection::In,
-                            from: p.to_string_lossy().into_owned(),
-                            to: c.to.value.clone(),
-                        };
-                        (on, StepKind::Copy(copy))
-                    }
-                    (None, Some(g)) => {
-                        let to = &c.to.value;
-                        if to.starts_with('/') || to.split('/').any(|p| p == "..") || to.is_empty()
-                        {
-                            self.err(
-                                &c.to,
-                                format!("{f}.to"),
-                                "expected a relative name inside the test's artifact folder",
-                            );
-                        }
-                        let copy = CopyStep {
-                            direction: CopyDirection::Out,
-                            from: g.value.clone(),
-                            to: to.clone(),
-                        };
-                        (on, StepKind::Copy(copy))
-                    }
-                    _ => {
-                        self.err(&c.on, &f, "expected exactly one of from_host, from_guest");
-                        return None;
-                    }
-                }
-            }
-            raw::StepDef::Expect(e) => {
-                let f = format!("{field}.expect");
-                let on = self.machine_ref(&e.on, &format!("{f}.on"), declared);
-                if e.os_release.is_none()
-                    && e.kernel.is_none()
-                    && e.slot.is_none()
-                    && e.version.is_none()
-                    && e.disk.is_none()
-                {
-                    self.err(
-                        &e.on,
-                        &f,
-                        "expected at least one of os_release, version, kernel, slot, disk",
-                    );
-                }
-                let disk = e
-                    .disk
-                    .as_ref()
-                    .and_then(|d| match d.value.slot.value.parse::<Slot>() {
-                        Ok(slot) => Some(DiskExpect {
-                            slot,
-                            active: d.value.active,
-                            tried: d.value.tried,
-                            good: d.value.good,
-                        }),
-                        Err(m) => {
-                            self.err(&d.value.slot, format!("{f}.disk.slot"), m);
-                            None
-                        }
-                    });
-                if let Some(v) = &e.version {
-                    self.templates(v, &format!("{f}.version"));
-                }
-                let slot = e.slot.as_ref().and_then(|s| match s.value.parse::<Slot>() {
-                    Ok(v) => Some(v),
-                    Err(m) => {
-                        self.err(s, format!("{f}.slot"), m);
-                        None
-                    }
-                });
-                if let Some(k) = &e.kernel {
-                    self.templates(k, &format!("{f}.kernel"));
-                }
-                let mut os_release = e.os_release.as_ref().map(|o| {
-                    for v in o.value.values() {
-                        if let Err(m) = template::placeholders(v).and_then(|ps| {
-                            ps.iter()
-                                .try_for_each(|p| template::check_path(p, &self.ctx.channels))
-                        }) {
-                            self.err(o, format!("{f}.os_release"), m);
-                        }
-                    }
-                    o.value.clone()
-                });
-                if let Some(v) = &e.version {
-                    os_release
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert("VERSION_ID".into(), v.value.clone());
-                }
-                let expect = ExpectStep {
-                    os_release: os_release.unwrap_or_default(),
-                    kernel: e.kernel.as_ref().map(|k| k.value.clone()),
-                    slot,
-                    disk,
-                };
-                (on, StepKind::Expect(expect))
-            }
-            raw::StepDef::Update(u) => {
-                let f = format!("{field}.update");
-                let on = self.machine_ref(&u.on, &format!("{f}.on"), declared);
-                if !self.ctx.channels.contains(&u.to.value) {
-                    self.err(
-                        &u.to,
-                        format!("{f}.to"),
-                        format!(
-                            "unknown channel `{}`; known: {}",
-                            u.to.value,
-                            self.ctx.channels.join(", ")
-                        ),
-                    );
-                }
-                let payload = u.payload.as_ref().and_then(|p| match p.value.as_str() {
-                    "corrupt" => Some(PayloadFault::Corrupt),
-                    "truncate" => Some(PayloadFault::Truncate),
-                    "stall" => Some(PayloadFault::Stall),
-                    other => {
-                        self.err(
-                            p,
-                            format!("{f}.payload"),
-                            format!("`{other}` is not a payload fault; expected corrupt, truncate or stall"),
-                        );
-                        None
-                    }
-                });
-                let refused = match u.expect.as_ref().map(|e| (e, e.value.as_str())) {
-                    None | Some((_, "installed")) => false,
-                    Some((_, "refused")) => true,
-                    Some((e, other)) => {
-                        self.err(
-                            e,
-                            format!("{f}.expect"),
-                            format!(
-                                "`{other}` is not an update outcome; expected installed or refused"
-                            ),
-                        );
-                        false
-                    }
-                };
-                if payload.is_some() && !refused {
-                    self.err(
-                        &u.on,
-                        &f,
-                        "a bad payload must be refused: add `expect: refused`",
-                    );
-                }
-                let update = UpdateStep {
-                    to: u.to.value.clone(),
-                    payload,
-                    refused,
-                    cut_power: u.cut_power.unwrap_or(false),
-                    timeout: self.duration(&u.timeout, &format!("{f}.timeout")),
-                };
-                (on, StepKind::Update(update))
-            }
-            raw::StepDef::Fault(x) => {
-                let f = format!("{field}.fault");
-                let on = self.machine_ref(&x.on, &format!("{f}.on"), declared);
-                let given: Vec<(&S<String>, Fault, &str)> = [
-                    (x.corrupt.as_ref(), Fault::CorruptInactiveSlot, "corrupt"),
-                    (x.panic.as_ref(), Fault::PanicInactiveSlot, "panic"),
-                    (
-                        x.health_fail.as_ref(),
-                        Fault::HealthFailInactiveSlot,
-                        "health_fail",
-                    ),
-                ]
-                .into_iter()
-                .filter_map(|(v, k, n)| v.map(|v| (v, k, n)))
-                .collect();
-                if given.len() != 1 {
-                    self.err(
-                        &x.on,
-                        &f,
-                        format!(
-                            "expected exactly one of corrupt, panic, health_fail; found {}",
-                            given.len()
-                        ),
-                    );
-                    return None;
-                }
-                let (v, fault, name) = given[0];
-                if v.value != "inactive-slot" {
-                    self.err(
-                        v,
-                        format!("{f}.{name}"),
-                        format!("`{}` is not a target; expected inactive-slot", v.value),
-                    );
-                }
-                (on, StepKind::Fault(fault))
-            }
-        };
-        Some(Step { loc, on, kind })
     }
 }
 

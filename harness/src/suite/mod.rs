@@ -5,6 +5,7 @@ mod load;
 pub mod model;
 mod raw;
 pub mod template;
+mod verbs;
 
 pub use load::{load_file, load_str, LoadContext, LoadError, LoadErrors};
 pub use model::*;
