@@ -2,6 +2,7 @@
 
 pub mod duration;
 mod load;
+mod machines;
 pub mod model;
 mod raw;
 pub mod template;
