@@ -224,8 +224,8 @@ fn build_channels(
             }
         }
         for s in &t.steps {
-            if let crate::suite::StepKind::Update { to, .. } = &s.kind {
-                channels.insert(to.clone());
+            if let crate::suite::StepKind::Update(u) = &s.kind {
+                channels.insert(u.to.clone());
             }
         }
     }

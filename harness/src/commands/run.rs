@@ -137,7 +137,7 @@ fn resolve_images(images: &mut Images, tests: &[Test]) -> Result<BTreeMap<String
             })
         };
         let targets = t.steps.iter().filter_map(|s| match &s.kind {
-            suite::StepKind::Update { to, .. } => Some(ImageRef::Channel(to.clone())),
+            suite::StepKind::Update(u) => Some(ImageRef::Channel(u.to.clone())),
             _ => None,
         });
         for r in targets {
@@ -189,7 +189,7 @@ fn write_jobs(
             .steps
             .iter()
             .filter_map(|s| match &s.kind {
-                suite::StepKind::Update { to, .. } => Some((to.clone(), resolved[to].clone())),
+                suite::StepKind::Update(u) => Some((u.to.clone(), resolved[&u.to].clone())),
                 _ => None,
             })
             .collect();

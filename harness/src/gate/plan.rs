@@ -122,7 +122,7 @@ fn one(t: &Transition, mut test: Test, candidate: &str) -> Planned {
         .steps
         .iter()
         .filter_map(|s| match &s.kind {
-            StepKind::Update { to, .. } => Some(to.as_str()),
+            StepKind::Update(u) => Some(u.to.as_str()),
             _ => None,
         })
         .collect();

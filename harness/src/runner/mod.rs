@@ -1,7 +1,6 @@
 //! The runner owns time: it schedules jobs, scales deadlines to the accelerator, handles
 //! SIGINT/SIGTERM, and emits events; it never formats output.
 
-pub mod ab;
 pub mod lookup;
 pub mod repro;
 pub mod result;
@@ -16,7 +15,7 @@ use crate::images::manifest::Manifest;
 use crate::machine::Machine;
 use crate::report::{Event, FanOut};
 use result::{Outcome, RunInfo, TestResult};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -88,7 +87,7 @@ fn work(t: &crate::suite::Test) -> u32 {
     schedule::work(
         t.steps.len() as u32,
         count(|k| matches!(k, StepKind::Update { .. })),
-        count(|k| matches!(k, StepKind::Reboot { .. })),
+        count(|k| matches!(k, StepKind::Reboot)),
         cold,
     )
 }
@@ -99,6 +98,36 @@ struct Running {
     started: Instant,
     attempt: u32,
     earlier: Vec<TestResult>,
+}
+
+/// The demand on the host of one job's machines.
+fn demand(j: &Job) -> schedule::Demand {
+    schedule::Demand {
+        vcpus: j.test.machines.iter().map(|m| m.cpus).sum(),
+        memory_mib: j
+            .test
+            .machines
+            .iter()
+            .map(|m| u64::from(m.memory_mib))
+            .sum(),
+    }
+}
+
+/// The jobs waiting to start, in the order the budget starts them.
+fn queue(jobs: Vec<Job>, shared: &Shared) -> VecDeque<(Job, schedule::Waiting)> {
+    let mut pending: VecDeque<(Job, schedule::Waiting)> = jobs
+        .into_iter()
+        .map(|j| {
+            let waiting = schedule::Waiting {
+                demand: demand(&j),
+                passed_over: 0,
+                work: work(&j.test),
+            };
+            (j, waiting)
+        })
+        .collect();
+    shared.budget.start_order(&mut pending);
+    pending
 }
 
 /// Runs `jobs` as the scheduler's budget admits them (`shared.budget`), each retried as `retry` decides up to
@@ -115,106 +144,33 @@ pub async fn run(
     })?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    let mut running: BTreeMap<String, Running> = BTreeMap::new();
-    let mut set: JoinSet<TestResult> = JoinSet::new();
-    let mut results = Vec::new();
+    let mut flight = Flight {
+        running: BTreeMap::new(),
+        set: JoinSet::new(),
+        results: Vec::new(),
+    };
     // A signal during setup (before these streams existed) was remembered: start nothing.
     let mut interrupted: Option<String> = crate::interrupt::early().map(String::from);
-    let demand = |j: &Job| schedule::Demand {
-        vcpus: j.test.machines.iter().map(|m| m.cpus).sum(),
-        memory_mib: j
-            .test
-            .machines
-            .iter()
-            .map(|m| u64::from(m.memory_mib))
-            .sum(),
-    };
-    let mut pending: std::collections::VecDeque<(Job, schedule::Waiting)> = jobs
-        .into_iter()
-        .map(|j| {
-            let waiting = schedule::Waiting {
-                demand: demand(&j),
-                passed_over: 0,
-                work: work(&j.test),
-            };
-            (j, waiting)
-        })
-        .collect();
-    shared.budget.start_order(&mut pending);
+    let mut pending = queue(jobs, &shared);
     // The first failure, once `--fail-fast` stopped starting tests.
     let mut stopped: Option<String> = None;
     while interrupted.is_none() {
         while stopped.is_none() {
-            let now: Vec<schedule::Demand> = running.values().map(|t| demand(&t.first)).collect();
+            let now: Vec<schedule::Demand> =
+                flight.running.values().map(|t| demand(&t.first)).collect();
             let Some(job) = shared.budget.take(&now, &mut pending) else {
                 break;
             };
-            sinks.emit(&Event::TestStarted {
-                suite: job.test.suite.clone(),
-                name: job.test.name.clone(),
-            })?;
-            running.insert(
-                job.id(),
-                Running {
-                    first: job.clone(),
-                    started: Instant::now(),
-                    attempt: 0,
-                    earlier: Vec::new(),
-                },
-            );
-            set.spawn(test::run(job, shared.clone()));
+            flight.start(job, &shared, sinks)?;
         }
-        if running.is_empty() {
+        if flight.running.is_empty() {
             break;
         }
         tokio::select! {
-            done = set.join_next() => {
+            done = flight.set.join_next() => {
                 match done {
-                    Some(Ok(r)) => {
-                        let id = format!("{}::{}", r.suite, r.name);
-                        let Some(mut t) = running.remove(&id) else {
-                            // Its slot went to a panicked task's report: record it as it is.
-                            sinks.emit(&Event::TestFinished { result: r.clone() })?;
-                            results.push(r);
-                            continue;
-                        };
-                        let next = t.attempt + 1;
-                        let retry = if retry::should_retry(&r.outcome, t.attempt, shared.info.retries) {
-                            retry::attempt_job(&t.first, next)
-                                .map_err(|e| tracing::error!("preparing retry {next} of {id}: {e}"))
-                                .ok()
-                        } else {
-                            None
-                        };
-                        match retry {
-                            Some(job) => {
-                                sinks.emit(&Event::TestRetrying { failed: r.clone(), attempt: next })?;
-                                t.earlier.push(r);
-                                t.attempt = next;
-                                t.started = Instant::now();
-                                running.insert(id, t);
-                                set.spawn(test::run(job, shared.clone()));
-                            }
-                            None => {
-                                let r = retry::fold(t.earlier, r);
-                                sinks.emit(&Event::TestFinished { result: r.clone() })?;
-                                if shared.fail_fast && stopped.is_none() && matches!(r.outcome, Outcome::Failed { .. }) {
-                                    stopped = Some(id);
-                                }
-                                results.push(r);
-                            }
-                        }
-                    }
-                    Some(Err(e)) => {
-                        // A panicking test task: report it against whichever test it was.
-                        tracing::error!("test task failed: {e}");
-                        if let Some(id) = running.keys().next().cloned() {
-                            let t = running.remove(&id).expect("present");
-                            let r = t.finish(format!("harness error: {e}"));
-                            sinks.emit(&Event::TestFinished { result: r.clone() })?;
-                            results.push(r);
-                        }
-                    }
+                    Some(Ok(r)) => flight.attempt_ended(r, &shared, sinks, &mut stopped)?,
+                    Some(Err(e)) => flight.task_failed(e, sinks)?,
                     None => break,
                 }
             }
@@ -227,24 +183,7 @@ pub async fn run(
     }
     let not_run = pending.len();
     if let Some(why) = &interrupted {
-        // Dropping the tasks drops their machines, which kills every QEMU group.
-        set.abort_all();
-        while set.join_next().await.is_some() {}
-        crate::machine::process::kill_all();
-        for (_, t) in std::mem::take(&mut running) {
-            let r = t.finish(format!("interrupted by {why} while running"));
-            sinks.emit(&Event::TestFinished { result: r.clone() })?;
-            results.push(r);
-        }
-        for (job, _) in pending {
-            let r = error_result(
-                &job,
-                Instant::now(),
-                format!("not run: the run was interrupted by {why}"),
-            );
-            sinks.emit(&Event::TestFinished { result: r.clone() })?;
-            results.push(r);
-        }
+        flight.interrupt(why, pending, sinks).await?;
     }
     sinks.emit(&Event::RunFinished {
         interrupted: interrupted.clone(),
@@ -254,7 +193,126 @@ pub async fn run(
         (None, Some(_)) => RunEnd::FailedFast { not_run },
         (None, None) => RunEnd::Completed,
     };
-    Ok((results, end))
+    Ok((flight.results, end))
+}
+
+/// The tests in flight while `run` dispatches, and the results reported so far.
+struct Flight {
+    running: BTreeMap<String, Running>,
+    set: JoinSet<TestResult>,
+    results: Vec<TestResult>,
+}
+
+impl Flight {
+    /// A test's final result: emitted, and kept for the return value.
+    fn report(&mut self, sinks: &mut FanOut, r: TestResult) -> anyhow::Result<()> {
+        sinks.emit(&Event::TestFinished { result: r.clone() })?;
+        self.results.push(r);
+        Ok(())
+    }
+
+    /// Starts a test's first attempt.
+    fn start(&mut self, job: Job, shared: &Arc<Shared>, sinks: &mut FanOut) -> anyhow::Result<()> {
+        sinks.emit(&Event::TestStarted {
+            suite: job.test.suite.clone(),
+            name: job.test.name.clone(),
+        })?;
+        self.running.insert(
+            job.id(),
+            Running {
+                first: job.clone(),
+                started: Instant::now(),
+                attempt: 0,
+                earlier: Vec::new(),
+            },
+        );
+        self.set.spawn(test::run(job, shared.clone()));
+        Ok(())
+    }
+
+    /// An attempt ended: the test runs again as `retry` decides, or its result (folded with
+    /// its earlier attempts) is reported; under `--fail-fast` its failure stops new starts.
+    fn attempt_ended(
+        &mut self,
+        r: TestResult,
+        shared: &Arc<Shared>,
+        sinks: &mut FanOut,
+        stopped: &mut Option<String>,
+    ) -> anyhow::Result<()> {
+        let id = format!("{}::{}", r.suite, r.name);
+        let Some(mut t) = self.running.remove(&id) else {
+            // Its slot went to a panicked task's report: record it as it is.
+            return self.report(sinks, r);
+        };
+        let next = t.attempt + 1;
+        let retry = if retry::should_retry(&r.outcome, t.attempt, shared.info.retries) {
+            retry::attempt_job(&t.first, next)
+                .map_err(|e| tracing::error!("preparing retry {next} of {id}: {e}"))
+                .ok()
+        } else {
+            None
+        };
+        match retry {
+            Some(job) => {
+                sinks.emit(&Event::TestRetrying {
+                    failed: r.clone(),
+                    attempt: next,
+                })?;
+                t.earlier.push(r);
+                t.attempt = next;
+                t.started = Instant::now();
+                self.running.insert(id, t);
+                self.set.spawn(test::run(job, shared.clone()));
+            }
+            None => {
+                let r = retry::fold(t.earlier, r);
+                let failed = matches!(r.outcome, Outcome::Failed { .. });
+                self.report(sinks, r)?;
+                if shared.fail_fast && stopped.is_none() && failed {
+                    *stopped = Some(id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A panicking test task: report it against whichever test it was.
+    fn task_failed(&mut self, e: tokio::task::JoinError, sinks: &mut FanOut) -> anyhow::Result<()> {
+        tracing::error!("test task failed: {e}");
+        if let Some(id) = self.running.keys().next().cloned() {
+            let t = self.running.remove(&id).expect("present");
+            let r = t.finish(format!("harness error: {e}"));
+            self.report(sinks, r)?;
+        }
+        Ok(())
+    }
+
+    /// After SIGINT or SIGTERM: every running test ends as interrupted, every pending one as
+    /// not run.
+    async fn interrupt(
+        &mut self,
+        why: &str,
+        pending: VecDeque<(Job, schedule::Waiting)>,
+        sinks: &mut FanOut,
+    ) -> anyhow::Result<()> {
+        // Dropping the tasks drops their machines, which kills every QEMU group.
+        self.set.abort_all();
+        while self.set.join_next().await.is_some() {}
+        crate::machine::process::kill_all();
+        for (_, t) in std::mem::take(&mut self.running) {
+            let r = t.finish(format!("interrupted by {why} while running"));
+            self.report(sinks, r)?;
+        }
+        for (job, _) in pending {
+            let r = error_result(
+                &job,
+                Instant::now(),
+                format!("not run: the run was interrupted by {why}"),
+            );
+            self.report(sinks, r)?;
+        }
+        Ok(())
+    }
 }
 
 impl Running {

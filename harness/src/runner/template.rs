@@ -57,18 +57,17 @@ pub fn setup_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
     let plain = snapshot_key(job, machine, accel)?;
     let mut parts = vec![b"setup".to_vec(), plain.into_bytes()];
     for step in &t.steps[..t.setup] {
+        parts.push(step.on.clone().into_bytes());
         parts.push(format!("{:?}", step.kind).into_bytes());
         match &step.kind {
-            crate::suite::StepKind::Update { to, .. } => {
-                let rel = job.releases.get(to)?;
+            crate::suite::StepKind::Update(u) => {
+                let rel = job.releases.get(&u.to)?;
                 parts.push(rel.sha256.clone().into_bytes());
                 parts.push(rel.payload_sha256.clone().unwrap_or_default().into_bytes());
             }
-            crate::suite::StepKind::Copy {
-                direction: crate::suite::CopyDirection::In,
-                from,
-                ..
-            } => parts.push(std::fs::read(from).ok()?),
+            crate::suite::StepKind::Copy(c) if c.direction == crate::suite::CopyDirection::In => {
+                parts.push(std::fs::read(&c.from).ok()?)
+            }
             _ => {}
         }
     }

@@ -6,6 +6,7 @@ use super::Shared;
 use crate::checks;
 use crate::machine::{Machine, MachineError, MachineOpts};
 use crate::suite::{Checks, Test};
+use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -163,16 +164,6 @@ async fn body(
             }
         }
     };
-    let exe = aviary_exe();
-    // A test with several machines gets its own private L2 segment (Aviary's switch on unix
-    // datagram sockets); it lives as long as this test's machines.
-    let members: Vec<String> = job
-        .test
-        .machines
-        .iter()
-        .filter(|m| m.cluster.is_some())
-        .map(|m| m.name.clone())
-        .collect();
     // Each attempt's sockets (QMP, segment) in a folder of their own: tests run at once (-j)
     // may name their machines alike.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -184,55 +175,15 @@ async fn body(
             detail: e.to_string(),
         };
     }
-    let segment = if members.is_empty() {
-        None
-    } else {
-        let dir = sock_dir.join("seg");
-        match crate::machine::segment::Segment::start(&dir, &members) {
-            Ok(s) => {
-                let _ = writeln!(
-                    log,
-                    "cluster segment for {}: {}",
-                    members.join(", "),
-                    dir.display()
-                );
-                Some(s)
-            }
-            Err(e) => {
-                return Outcome::Error {
-                    message: format!("starting the cluster segment in {}: {e}", dir.display()),
-                    detail: e.to_string(),
-                }
-            }
-        }
+    let segment = match cluster_segment(job, &sock_dir, log) {
+        Ok(s) => s,
+        Err(o) => return o,
     };
     // Boot every machine of the test together.
-    let mut all_opts = Vec::new();
-    for spec in &job.test.machines {
-        let img = &job.images[&spec.name];
-        all_opts.push(MachineOpts {
-            name: spec.name.clone(),
-            base_image: img.disk.clone(),
-            fw_cfg_name: img.fw_cfg_name.clone(),
-            memory_mib: spec.memory_mib,
-            cpus: spec.cpus,
-            accel: shared.info.accel.accel,
-            dir: job.dir.join(&spec.name),
-            sock_dir: sock_dir.clone(),
-            key: shared.key.clone(),
-            ignition: job.ignition.get(&spec.name).cloned(),
-            boot_timeout: shared.boot_timeout(job.test.machines.iter().map(|m| m.cpus).sum()),
-            guestfwd: servers.get(&spec.name).map(|s| s.guestfwd(&exe)),
-            cluster_nic: match (&segment, &spec.cluster) {
-                (Some(seg), Some(nic)) => Some((seg.netdev(&spec.name, "net1"), nic.mac.clone())),
-                _ => None,
-            },
-            restore: None,
-        });
-    }
+    let all_opts = machine_opts(job, shared, &sock_dir, &servers, segment.as_ref());
     // Machines that can start from a boot-once snapshot get (or make) theirs, all at once.
     let notes = std::sync::Mutex::new(Vec::new());
-    let prepared = futures_join_all(
+    let prepared = join_all(
         all_opts
             .into_iter()
             .map(|o| super::template::after_setup_or_snapshot(o, job, shared, &notes)),
@@ -276,6 +227,99 @@ async fn body(
             Err(e) => return machine_outcome(e, "creating machines"),
         }
     }
+    if let Err(o) = boot_all(machines, log).await {
+        return o;
+    }
+    run_steps(
+        job,
+        skip..job.test.steps.len(),
+        machines,
+        &servers,
+        shared,
+        &job.dir,
+        trail,
+    )
+    .await
+}
+
+/// A test with several machines gets its own private L2 segment (Aviary's switch on unix
+/// datagram sockets) in `sock_dir`; it lives as long as this test's machines. None for a test
+/// without cluster NICs.
+fn cluster_segment(
+    job: &Job,
+    sock_dir: &std::path::Path,
+    log: &mut String,
+) -> Result<Option<crate::machine::segment::Segment>, Outcome> {
+    let members: Vec<String> = job
+        .test
+        .machines
+        .iter()
+        .filter(|m| m.cluster.is_some())
+        .map(|m| m.name.clone())
+        .collect();
+    if members.is_empty() {
+        return Ok(None);
+    }
+    let dir = sock_dir.join("seg");
+    match crate::machine::segment::Segment::start(&dir, &members) {
+        Ok(s) => {
+            let _ = writeln!(
+                log,
+                "cluster segment for {}: {}",
+                members.join(", "),
+                dir.display()
+            );
+            Ok(Some(s))
+        }
+        Err(e) => Err(Outcome::Error {
+            message: format!("starting the cluster segment in {}: {e}", dir.display()),
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// The options of each of the job's machines, booting cold from its image (templates are
+/// chosen afterwards).
+fn machine_opts(
+    job: &Job,
+    shared: &Shared,
+    sock_dir: &std::path::Path,
+    servers: &BTreeMap<String, crate::update_server::UpdateServer>,
+    segment: Option<&crate::machine::segment::Segment>,
+) -> Vec<MachineOpts> {
+    let exe = aviary_exe();
+    let mut all_opts = Vec::new();
+    for spec in &job.test.machines {
+        let img = &job.images[&spec.name];
+        all_opts.push(MachineOpts {
+            name: spec.name.clone(),
+            base_image: img.disk.clone(),
+            fw_cfg_name: img.fw_cfg_name.clone(),
+            memory_mib: spec.memory_mib,
+            cpus: spec.cpus,
+            accel: shared.info.accel.accel,
+            dir: job.dir.join(&spec.name),
+            sock_dir: sock_dir.to_path_buf(),
+            key: shared.key.clone(),
+            ignition: job.ignition.get(&spec.name).cloned(),
+            boot_timeout: shared.boot_timeout(job.test.machines.iter().map(|m| m.cpus).sum()),
+            guestfwd: servers.get(&spec.name).map(|s| s.guestfwd(&exe)),
+            cluster_nic: match (segment, &spec.cluster) {
+                (Some(seg), Some(nic)) => Some((seg.netdev(&spec.name, "net1"), nic.mac.clone())),
+                _ => None,
+            },
+            restore: None,
+        });
+    }
+    all_opts
+}
+
+/// Boots every machine at once, records when each answers Aviary's first command, and logs
+/// when each came up. The first machine that did not boot decides the outcome.
+async fn boot_all(
+    machines: &mut BTreeMap<String, Machine>,
+    log: &mut String,
+) -> Result<(), Outcome> {
     let boots = machines.values_mut().map(|m| async move {
         let r = m.boot().await;
         if r.is_ok() {
@@ -301,9 +345,9 @@ async fn body(
         }
         r
     });
-    for r in futures_join_all(boots).await {
+    for r in join_all(boots).await {
         if let Err(e) = r {
-            return machine_outcome(e, "booting");
+            return Err(machine_outcome(e, "booting"));
         }
     }
     for m in machines.values() {
@@ -318,16 +362,7 @@ async fn body(
             );
         }
     }
-    run_steps(
-        job,
-        skip..job.test.steps.len(),
-        machines,
-        &servers,
-        shared,
-        &job.dir,
-        trail,
-    )
-    .await
+    Ok(())
 }
 
 /// Runs the job's steps `range` (0-based; the setup's come first) on `machines`, with artifacts
@@ -399,13 +434,12 @@ pub(super) async fn update_servers(
 ) -> Result<BTreeMap<String, crate::update_server::UpdateServer>, String> {
     let mut servers = BTreeMap::new();
     for step in steps {
-        if let crate::suite::StepKind::Update { on, .. } = &step.kind {
-            if !servers.contains_key(on) {
-                let s = crate::update_server::UpdateServer::start()
-                    .await
-                    .map_err(|e| format!("starting the update server: {e}"))?;
-                servers.insert(on.clone(), s);
-            }
+        if matches!(step.kind, crate::suite::StepKind::Update(_)) && !servers.contains_key(&step.on)
+        {
+            let s = crate::update_server::UpdateServer::start()
+                .await
+                .map_err(|e| format!("starting the update server: {e}"))?;
+            servers.insert(step.on.clone(), s);
         }
     }
     Ok(servers)
@@ -438,38 +472,6 @@ fn machine_outcome(e: MachineError, doing: &str) -> Outcome {
             }
         }
     }
-}
-
-/// Joins futures that borrow disjoint machines (a tiny join_all without another crate).
-async fn futures_join_all<F: std::future::Future>(
-    futs: impl IntoIterator<Item = F>,
-) -> Vec<F::Output> {
-    let futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    let mut futs: Vec<Option<_>> = futs.into_iter().map(Some).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in futs.iter_mut().enumerate() {
-            if let Some(fut) = f {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        out[i] = Some(v);
-                        *f = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter()
-        .map(|o| o.expect("polled to completion"))
-        .collect()
 }
 
 /// Saves the journal and runs the kola-style checks on one machine.

@@ -1,17 +1,17 @@
 //! Loading and validating suite files. Everything is checked here, before any VM starts.
 
 use super::duration;
+use super::machines::valid_machine_name;
 use super::model::*;
 use super::raw::{self, S};
 use super::template;
+use super::verbs;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(600);
-pub const DEFAULT_MEMORY_MIB: u32 = 1024;
-pub const DEFAULT_CPUS: u32 = 1;
 /// Machines one test may declare: far more than one host runs, and few enough that the
 /// cluster's default addresses (10.77.0.11 up) and MACs stay in their last byte.
 pub const MAX_MACHINES: usize = 64;
@@ -186,21 +186,24 @@ fn hint_for(message: &str) -> Option<String> {
     if message.contains("unknown field") || message.contains("unknown variant") {
         Some("see README.md, section 'Suite language', for the keys each level takes".into())
     } else if message == "expected end of mapping after enum variant value" {
-        Some("a step is one key: run, wait_for, reboot, copy, expect, update or fault".into())
+        Some(verbs::ONE_KEY.into())
     } else {
         yaml_hint(message)
     }
 }
 
-struct Validator<'a> {
+/// Checks a parsed suite file and builds the model, recording every problem it finds. A test's
+/// machines are checked in `machines.rs`, its steps in `verbs/` (one file a verb).
+pub(super) struct Validator<'a> {
     file: PathBuf,
-    dir: PathBuf,
-    ctx: &'a LoadContext,
+    /// The suite's folder: host paths are relative to it.
+    pub(super) dir: PathBuf,
+    pub(super) ctx: &'a LoadContext,
     errors: Vec<LoadError>,
 }
 
 impl Validator<'_> {
-    fn loc<T>(&self, s: &S<T>) -> Loc {
+    pub(super) fn loc<T>(&self, s: &S<T>) -> Loc {
         Loc {
             file: self.file.clone(),
             line: s.referenced.line(),
@@ -208,11 +211,21 @@ impl Validator<'_> {
         }
     }
 
-    fn err<T>(&mut self, at: &S<T>, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn err<T>(
+        &mut self,
+        at: &S<T>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.err_hint(at, field, message, None);
     }
 
-    fn err_loc(&mut self, loc: Loc, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn err_loc(
+        &mut self,
+        loc: Loc,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.errors.push(LoadError {
             loc,
             field: field.into(),
@@ -221,7 +234,7 @@ impl Validator<'_> {
         });
     }
 
-    fn err_hint<T>(
+    pub(super) fn err_hint<T>(
         &mut self,
         at: &S<T>,
         field: impl Into<String>,
@@ -253,7 +266,7 @@ impl Validator<'_> {
         }
     }
 
-    fn duration(&mut self, s: &Option<S<String>>, field: &str) -> Option<Duration> {
+    pub(super) fn duration(&mut self, s: &Option<S<String>>, field: &str) -> Option<Duration> {
         let s = s.as_ref()?;
         match duration::parse(&s.value) {
             Ok(d) => Some(d),
@@ -265,7 +278,7 @@ impl Validator<'_> {
     }
 
     /// Checks the `{{ … }}` placeholders of a string.
-    fn templates(&mut self, s: &S<String>, field: &str) {
+    pub(super) fn templates(&mut self, s: &S<String>, field: &str) {
         match template::placeholders(&s.value) {
             Ok(paths) => {
                 for p in paths {
@@ -278,7 +291,7 @@ impl Validator<'_> {
         }
     }
 
-    fn pattern(&mut self, s: &Option<S<String>>, field: &str) -> Option<Pattern> {
+    pub(super) fn pattern(&mut self, s: &Option<S<String>>, field: &str) -> Option<Pattern> {
         let s = s.as_ref()?;
         self.templates(s, field);
         // Placeholders expand to plain text; check the rest of the regex now.
@@ -349,7 +362,7 @@ impl Validator<'_> {
         }
     }
 
-    fn image_ref(&mut self, s: &S<String>, field: &str) -> ImageRef {
+    pub(super) fn image_ref(&mut self, s: &S<String>, field: &str) -> ImageRef {
         let v = s.value.trim();
         if v.contains('/') || v.ends_with(".qcow2") {
             let p = PathBuf::from(v);
@@ -457,7 +470,7 @@ impl Validator<'_> {
             }
             for (j, s) in list.value.iter().enumerate() {
                 let sfield = format!("{field}.setup[{j}]");
-                if let Some(step) = self.step(s, &sfield, &declared) {
+                if let Some(step) = verbs::step(self, s, &sfield, &declared) {
                     steps.push(step);
                 }
             }
@@ -465,7 +478,7 @@ impl Validator<'_> {
         }
         for (j, s) in t.steps.value.iter().enumerate() {
             let sfield = format!("{field}.steps[{j}]");
-            if let Some(step) = self.step(s, &sfield, &declared) {
+            if let Some(step) = verbs::step(self, s, &sfield, &declared) {
                 steps.push(step);
             }
         }
@@ -482,571 +495,6 @@ impl Validator<'_> {
             steps,
         }
     }
-
-    /// Links the machines of a test with several machines (or an explicit address) on one
-    /// private segment: default addresses, one subnet, unique addresses, a MAC each, and every
-    /// member's name in every member's /etc/hosts.
-    fn cluster(
-        &mut self,
-        machines: &mut [MachineSpec],
-        at: &S<BTreeMap<String, S<raw::MachineDef>>>,
-        field: &str,
-    ) {
-        if machines.len() < 2 && machines.iter().all(|m| m.cluster.is_none())
-            || machines.len() > MAX_MACHINES
-        {
-            return;
-        }
-        let prefix = machines
-            .iter()
-            .find_map(|m| m.cluster.as_ref().map(|c| c.prefix))
-            .unwrap_or(24);
-        let [a, b, c] = CLUSTER_SUBNET;
-        for (i, m) in machines.iter_mut().enumerate() {
-            let nic = m.cluster.get_or_insert(ClusterNic {
-                address: std::net::Ipv4Addr::new(a, b, c, 11 + i as u8),
-                prefix,
-                mac: String::new(),
-            });
-            nic.mac = format!("52:54:00:a7:00:{:02x}", i + 1);
-        }
-        let net = |n: &ClusterNic| u32::from(n.address) & (u32::MAX << (32 - n.prefix as u32));
-        let first = machines[0].cluster.clone().expect("set above");
-        let mut seen = BTreeMap::new();
-        for m in machines.iter() {
-            let n = m.cluster.as_ref().expect("set above");
-            let mfield = format!("{field}.machines.{}.address", m.name);
-            let raw = &at.value[&m.name];
-            let loc = match &raw.value.address {
-                Some(a) => self.loc(a),
-                None => self.loc(raw),
-            };
-            if n.prefix != first.prefix || net(n) != net(&first) {
-                self.err_loc(
-                    loc.clone(),
-                    &mfield,
-                    format!(
-                        "{}/{} is not in the cluster's subnet {}/{} (one segment, one subnet)",
-                        n.address,
-                        n.prefix,
-                        std::net::Ipv4Addr::from(net(&first)),
-                        first.prefix
-                    ),
-                );
-            }
-            if let Some(other) = seen.insert(n.address, m.name.clone()) {
-                self.err_loc(
-                    loc,
-                    &mfield,
-                    format!("{} is already the address of `{other}`", n.address),
-                );
-            }
-        }
-        let mut hosts =
-            String::from("127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n");
-        for m in machines.iter() {
-            let n = m.cluster.as_ref().expect("set above");
-            let host = m.ignition.hostname.as_deref().unwrap_or(&m.name);
-            if host == m.name {
-                hosts.push_str(&format!("{}\t{}\n", n.address, m.name));
-            } else {
-                hosts.push_str(&format!("{}\t{} {}\n", n.address, host, m.name));
-            }
-        }
-        for m in machines.iter_mut() {
-            let n = m.cluster.clone().expect("set above");
-            let network = format!(
-                "# Aviary: this machine's NIC on the test's private cluster segment.\n[Match]\nMACAddress={}\n\n[Link]\nRequiredForOnline=no\n\n[Network]\nAddress={}/{}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
-                n.mac, n.address, n.prefix
-            );
-            for (path, contents) in [
-                ("/etc/systemd/network/10-aviary-cluster.network", network),
-                ("/etc/hosts", hosts.clone()),
-            ] {
-                if !m.ignition.files.iter().any(|f| f.path == path) {
-                    m.ignition.files.push(FileSpec {
-                        path: path.into(),
-                        contents,
-                        mode: 0o644,
-                        user: None,
-                        group: None,
-                    });
-                }
-            }
-        }
-    }
-
-    fn machine<T>(
-        &mut self,
-        name: &str,
-        m: &raw::MachineDef,
-        at: &S<T>,
-        field: &str,
-        default_image: Option<ImageRef>,
-    ) -> MachineSpec {
-        let image = match &m.image {
-            Some(i) => self.image_ref(i, &format!("{field}.image")),
-            None => default_image.unwrap_or(ImageRef::Channel("stable".into())),
-        };
-        let memory_mib = match &m.memory {
-            Some(s) if !(256..=16384).contains(&s.value) => {
-                self.err(
-                    s,
-                    format!("{field}.memory"),
-                    format!("{} MiB is out of range; expected 256..=16384", s.value),
-                );
-                DEFAULT_MEMORY_MIB
-            }
-            Some(s) => s.value,
-            None => DEFAULT_MEMORY_MIB,
-        };
-        let cpus = match &m.cpus {
-            Some(s) if !(1..=16).contains(&s.value) => {
-                self.err(
-                    s,
-                    format!("{field}.cpus"),
-                    format!("{} is out of range; expected 1..=16", s.value),
-                );
-                DEFAULT_CPUS
-            }
-            Some(s) => s.value,
-            None => DEFAULT_CPUS,
-        };
-        let _ = at;
-        let ignition = match &m.ignition {
-            Some(ig) => self.ignition(ig, &format!("{field}.ignition")),
-            None => IgnitionSpec::default(),
-        };
-        let cluster = m.address.as_ref().and_then(|a| match parse_cidr(&a.value) {
-            Ok((address, prefix)) => Some(ClusterNic {
-                address,
-                prefix,
-                mac: String::new(),
-            }),
-            Err(e) => {
-                self.err(a, format!("{field}.address"), e);
-                None
-            }
-        });
-        MachineSpec {
-            name: name.to_string(),
-            image,
-            memory_mib,
-            cpus,
-            ignition,
-            cluster,
-        }
-    }
-
-    fn ignition(&mut self, ig: &raw::IgnitionDef, field: &str) -> IgnitionSpec {
-        if let Some(h) = &ig.hostname {
-            if !valid_hostname(&h.value) {
-                self.err(
-                    h,
-                    format!("{field}.hostname"),
-                    format!(
-                        "`{}` is not a valid hostname (RFC 1123 label, 1-63 chars)",
-                        h.value
-                    ),
-                );
-            }
-        }
-        let mut files = Vec::new();
-        for (i, f) in ig.files.iter().enumerate() {
-            let ff = format!("{field}.files[{i}]");
-            if !f.value.path.value.starts_with('/') {
-                self.err(&f.value.path, format!("{ff}.path"), "path must be absolute");
-            }
-            let mode = match &f.value.mode {
-                None => 0o644,
-                Some(m) => match u32::from_str_radix(m.value.trim(), 8) {
-                    Ok(v) if v <= 0o7777 => v,
-                    _ => {
-                        self.err(
-                            m,
-                            format!("{ff}.mode"),
-                            format!(
-                                "`{}` is not an octal file mode; expected e.g. \"0640\"",
-                                m.value
-                            ),
-                        );
-                        0o644
-                    }
-                },
-            };
-            let given = Some(&f.value.contents).filter(|c| !c.is_empty());
-            let contents = self
-                .contents_or_host_file(given, f.value.from_host.as_ref(), &ff)
-                .unwrap_or_default();
-            files.push(FileSpec {
-                path: f.value.path.value.clone(),
-                contents,
-                mode,
-                user: f.value.user.clone(),
-                group: f.value.group.clone(),
-            });
-        }
-        let mut units = Vec::new();
-        for (i, u) in ig.units.iter().enumerate() {
-            let uf = format!("{field}.units[{i}]");
-            let name = &u.value.name;
-            const KINDS: &[&str] = &[
-                ".service", ".socket", ".timer", ".target", ".mount", ".path",
-            ];
-            if !KINDS.iter().any(|k| name.value.ends_with(k)) || name.value.contains('/') {
-                self.err(
-                    name,
-                    format!("{uf}.name"),
-                    format!(
-                        "`{}` is not a unit name; expected NAME{}",
-                        name.value,
-                        KINDS.join("|NAME")
-                    ),
-                );
-            }
-            let contents = self.contents_or_host_file(
-                u.value.contents.as_ref(),
-                u.value.from_host.as_ref(),
-                &uf,
-            );
-            if contents.is_none() && u.value.enabled.is_none() && u.value.mask.is_none() {
-                self.err(u, &uf, "a unit needs contents, from_host, enabled or mask");
-            }
-            units.push(UnitSpec {
-                name: name.value.clone(),
-                contents,
-                enabled: u.value.enabled,
-                mask: u.value.mask,
-            });
-        }
-        IgnitionSpec {
-            hostname: ig.hostname.as_ref().map(|h| h.value.clone()),
-            files,
-            units,
-        }
-    }
-
-    /// A file's or unit's text: given inline, or read from `from_host` (relative to the suite's
-    /// folder); both at once is an error.
-    fn contents_or_host_file(
-        &mut self,
-        given: Option<&String>,
-        from_host: Option<&S<String>>,
-        field: &str,
-    ) -> Option<String> {
-        let Some(h) = from_host else {
-            return given.cloned();
-        };
-        let f = format!("{field}.from_host");
-        if given.is_some() {
-            self.err(h, f, "expected either contents or from_host, not both");
-            return None;
-        }
-        let p = self.dir.join(&h.value);
-        // A device or a FIFO (/dev/zero, /dev/stdin) would be read forever.
-        if p.exists() && !p.is_file() {
-            let msg = format!("host file `{}` is not a regular file", p.display());
-            self.err(h, f, msg);
-            return None;
-        }
-        match std::fs::read_to_string(&p) {
-            Ok(text) => Some(text),
-            Err(e) => {
-                let msg = format!("cannot read host file `{}` as text: {e}", p.display());
-                self.err(h, f, msg);
-                None
-            }
-        }
-    }
-
-    fn machine_ref(&mut self, on: &S<String>, field: &str, declared: &BTreeSet<String>) -> String {
-        if !declared.contains(&on.value) {
-            let known: Vec<&str> = declared.iter().map(String::as_str).collect();
-            self.err_hint(
-                on,
-                field,
-                format!(
-                    "machine `{}` is not declared by this test (declared: {})",
-                    on.value,
-                    known.join(", ")
-                ),
-                Some("declare it under the test's `machines:`".into()),
-            );
-        }
-        on.value.clone()
-    }
-
-    fn step(
-        &mut self,
-        s: &S<raw::StepDef>,
-        field: &str,
-        declared: &BTreeSet<String>,
-    ) -> Option<Step> {
-        let loc = self.loc(s);
-        let kind = match &s.value {
-            raw::StepDef::Run(r) => {
-                let f = format!("{field}.run");
-                let on = self.machine_ref(&r.on, &format!("{f}.on"), declared);
-                self.templates(&r.cmd, &format!("{f}.cmd"));
-                StepKind::Run {
-                    on,
-                    cmd: r.cmd.value.clone(),
-                    exit: r.exit.unwrap_or(0),
-                    stdout: self.pattern(&r.stdout, &format!("{f}.stdout")),
-                    stderr: self.pattern(&r.stderr, &format!("{f}.stderr")),
-                    timeout: self.duration(&r.timeout, &format!("{f}.timeout")),
-                }
-            }
-            raw::StepDef::WaitFor(w) => {
-                let f = format!("{field}.wait_for");
-                let on = self.machine_ref(&w.on, &format!("{f}.on"), declared);
-                let n = [
-                    w.unit.is_some(),
-                    w.port.is_some(),
-                    w.file.is_some(),
-                    w.console.is_some(),
-                ]
-                .iter()
-                .filter(|b| **b)
-                .count();
-                if n != 1 {
-                    self.err(
-                        &w.on,
-                        &f,
-                        format!("expected exactly one of unit, port, file, console; found {n}"),
-                    );
-                    return None;
-                }
-                let cond = if let Some(u) = &w.unit {
-                    WaitCond::Unit(u.value.clone())
-                } else if let Some(p) = &w.port {
-                    if p.value == 0 {
-                        self.err(p, format!("{f}.port"), "port must be 1..=65535");
-                    }
-                    WaitCond::Port(p.value)
-                } else if let Some(file) = &w.file {
-                    WaitCond::File(file.value.clone())
-                } else {
-                    WaitCond::Console(self.pattern(&w.console, &format!("{f}.console"))?)
-                };
-                StepKind::WaitFor {
-                    on,
-                    cond,
-                    timeout: self.duration(&w.timeout, &format!("{f}.timeout")),
-                }
-            }
-            raw::StepDef::Reboot(on) => StepKind::Reboot {
-                on: self.machine_ref(on, &format!("{field}.reboot"), declared),
-            },
-            raw::StepDef::Copy(c) => {
-                let f = format!("{field}.copy");
-                let on = self.machine_ref(&c.on, &format!("{f}.on"), declared);
-                match (&c.from_host, &c.from_guest) {
-                    (Some(h), None) => {
-                        let p = self.dir.join(&h.value);
-                        if !p.is_file() {
-                            self.err(
-                                h,
-                                format!("{f}.from_host"),
-                                format!("host file `{}` does not exist", p.display()),
-                            );
-                        }
-                        if !c.to.value.starts_with('/') {
-                            self.err(&c.to, format!("{f}.to"), "guest path must be absolute");
-                        }
-                        StepKind::Copy {
-                            on,
-                            direction: CopyDirection::In,
-                            from: p.to_string_lossy().into_owned(),
-                            to: c.to.value.clone(),
-                        }
-                    }
-                    (None, Some(g)) => {
-                        let to = &c.to.value;
-                        if to.starts_with('/') || to.split('/').any(|p| p == "..") || to.is_empty()
-                        {
-                            self.err(
-                                &c.to,
-                                format!("{f}.to"),
-                                "expected a relative name inside the test's artifact folder",
-                            );
-                        }
-                        StepKind::Copy {
-                            on,
-                            direction: CopyDirection::Out,
-                            from: g.value.clone(),
-                            to: to.clone(),
-                        }
-                    }
-                    _ => {
-                        self.err(&c.on, &f, "expected exactly one of from_host, from_guest");
-                        return None;
-                    }
-                }
-            }
-            raw::StepDef::Expect(e) => {
-                let f = format!("{field}.expect");
-                let on = self.machine_ref(&e.on, &format!("{f}.on"), declared);
-                if e.os_release.is_none()
-                    && e.kernel.is_none()
-                    && e.slot.is_none()
-                    && e.version.is_none()
-                    && e.disk.is_none()
-                {
-                    self.err(
-                        &e.on,
-                        &f,
-                        "expected at least one of os_release, version, kernel, slot, disk",
-                    );
-                }
-                let disk = e
-                    .disk
-                    .as_ref()
-                    .and_then(|d| match d.value.slot.value.parse::<Slot>() {
-                        Ok(slot) => Some(DiskExpect {
-                            slot,
-                            active: d.value.active,
-                            tried: d.value.tried,
-                            good: d.value.good,
-                        }),
-                        Err(m) => {
-                            self.err(&d.value.slot, format!("{f}.disk.slot"), m);
-                            None
-                        }
-                    });
-                if let Some(v) = &e.version {
-                    self.templates(v, &format!("{f}.version"));
-                }
-                let slot = e.slot.as_ref().and_then(|s| match s.value.parse::<Slot>() {
-                    Ok(v) => Some(v),
-                    Err(m) => {
-                        self.err(s, format!("{f}.slot"), m);
-                        None
-                    }
-                });
-                if let Some(k) = &e.kernel {
-                    self.templates(k, &format!("{f}.kernel"));
-                }
-                let mut os_release = e.os_release.as_ref().map(|o| {
-                    for v in o.value.values() {
-                        if let Err(m) = template::placeholders(v).and_then(|ps| {
-                            ps.iter()
-                                .try_for_each(|p| template::check_path(p, &self.ctx.channels))
-                        }) {
-                            self.err(o, format!("{f}.os_release"), m);
-                        }
-                    }
-                    o.value.clone()
-                });
-                if let Some(v) = &e.version {
-                    os_release
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert("VERSION_ID".into(), v.value.clone());
-                }
-                StepKind::Expect {
-                    on,
-                    os_release: os_release.unwrap_or_default(),
-                    kernel: e.kernel.as_ref().map(|k| k.value.clone()),
-                    slot,
-                    disk,
-                }
-            }
-            raw::StepDef::Update(u) => {
-                let f = format!("{field}.update");
-                let on = self.machine_ref(&u.on, &format!("{f}.on"), declared);
-                if !self.ctx.channels.contains(&u.to.value) {
-                    self.err(
-                        &u.to,
-                        format!("{f}.to"),
-                        format!(
-                            "unknown channel `{}`; known: {}",
-                            u.to.value,
-                            self.ctx.channels.join(", ")
-                        ),
-                    );
-                }
-                let payload = u.payload.as_ref().and_then(|p| match p.value.as_str() {
-                    "corrupt" => Some(PayloadFault::Corrupt),
-                    "truncate" => Some(PayloadFault::Truncate),
-                    "stall" => Some(PayloadFault::Stall),
-                    other => {
-                        self.err(
-                            p,
-                            format!("{f}.payload"),
-                            format!("`{other}` is not a payload fault; expected corrupt, truncate or stall"),
-                        );
-                        None
-                    }
-                });
-                let refused = match u.expect.as_ref().map(|e| (e, e.value.as_str())) {
-                    None | Some((_, "installed")) => false,
-                    Some((_, "refused")) => true,
-                    Some((e, other)) => {
-                        self.err(
-                            e,
-                            format!("{f}.expect"),
-                            format!(
-                                "`{other}` is not an update outcome; expected installed or refused"
-                            ),
-                        );
-                        false
-                    }
-                };
-                if payload.is_some() && !refused {
-                    self.err(
-                        &u.on,
-                        &f,
-                        "a bad payload must be refused: add `expect: refused`",
-                    );
-                }
-                StepKind::Update {
-                    on,
-                    to: u.to.value.clone(),
-                    payload,
-                    refused,
-                    cut_power: u.cut_power.unwrap_or(false),
-                    timeout: self.duration(&u.timeout, &format!("{f}.timeout")),
-                }
-            }
-            raw::StepDef::Fault(x) => {
-                let f = format!("{field}.fault");
-                let on = self.machine_ref(&x.on, &format!("{f}.on"), declared);
-                let given: Vec<(&S<String>, Fault, &str)> = [
-                    (x.corrupt.as_ref(), Fault::CorruptInactiveSlot, "corrupt"),
-                    (x.panic.as_ref(), Fault::PanicInactiveSlot, "panic"),
-                    (
-                        x.health_fail.as_ref(),
-                        Fault::HealthFailInactiveSlot,
-                        "health_fail",
-                    ),
-                ]
-                .into_iter()
-                .filter_map(|(v, k, n)| v.map(|v| (v, k, n)))
-                .collect();
-                if given.len() != 1 {
-                    self.err(
-                        &x.on,
-                        &f,
-                        format!(
-                            "expected exactly one of corrupt, panic, health_fail; found {}",
-                            given.len()
-                        ),
-                    );
-                    return None;
-                }
-                let (v, fault, name) = given[0];
-                if v.value != "inactive-slot" {
-                    self.err(
-                        v,
-                        format!("{f}.{name}"),
-                        format!("`{}` is not a target; expected inactive-slot", v.value),
-                    );
-                }
-                StepKind::Fault { on, fault }
-            }
-        };
-        Some(Step { loc, kind })
-    }
 }
 
 fn valid_name(s: &str) -> bool {
@@ -1054,40 +502,4 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 128
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-fn valid_machine_name(s: &str) -> bool {
-    (1..=32).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-/// `A.B.C.D/N` with N in 8..=30 and a host address (neither the network nor broadcast).
-fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
-    let want = "expected an IPv4 address with a prefix length, e.g. 10.77.0.11/24";
-    let (a, p) = s
-        .split_once('/')
-        .ok_or_else(|| format!("`{s}` has no /prefix; {want}"))?;
-    let addr: std::net::Ipv4Addr = a
-        .parse()
-        .map_err(|_| format!("`{a}` is not an IPv4 address; {want}"))?;
-    let prefix: u8 = p
-        .parse()
-        .ok()
-        .filter(|p| (8..=30).contains(p))
-        .ok_or_else(|| format!("prefix `/{p}` is out of range; expected /8../30"))?;
-    let host = u32::from(addr) & !(u32::MAX << (32 - prefix as u32));
-    if host == 0 || host == !(u32::MAX << (32 - prefix as u32)) {
-        return Err(format!(
-            "{s} is the subnet's network or broadcast address; {want}"
-        ));
-    }
-    Ok((addr, prefix))
-}
-
-fn valid_hostname(s: &str) -> bool {
-    (1..=63).contains(&s.len())
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }

@@ -144,22 +144,9 @@ pub struct UnitSpec {
 #[derive(Debug, Clone)]
 pub struct Step {
     pub loc: Loc,
-    pub kind: StepKind,
-}
-
-impl Step {
     /// The machine the step acts on.
-    pub fn machine(&self) -> &str {
-        match &self.kind {
-            StepKind::Run { on, .. }
-            | StepKind::WaitFor { on, .. }
-            | StepKind::Reboot { on }
-            | StepKind::Copy { on, .. }
-            | StepKind::Expect { on, .. }
-            | StepKind::Update { on, .. }
-            | StepKind::Fault { on, .. } => on,
-        }
-    }
+    pub on: String,
+    pub kind: StepKind,
 }
 
 /// Patterns are kept as written (they may hold `{{ … }}` templates) and compiled after expansion.
@@ -181,55 +168,68 @@ pub fn regex_reason(e: &regex::Error) -> String {
     last.strip_prefix("error: ").unwrap_or(last).to_string()
 }
 
+/// What a step does: its verb and the verb's arguments. Each verb is validated in
+/// `suite/verbs/VERB.rs` and run by `runner/steps/VERB.rs`.
 #[derive(Debug, Clone)]
 pub enum StepKind {
-    Run {
-        on: String,
-        cmd: String,
-        exit: i32,
-        stdout: Option<Pattern>,
-        stderr: Option<Pattern>,
-        timeout: Option<Duration>,
-    },
-    WaitFor {
-        on: String,
-        cond: WaitCond,
-        timeout: Option<Duration>,
-    },
-    Reboot {
-        on: String,
-    },
-    Copy {
-        on: String,
-        direction: CopyDirection,
-        from: String,
-        to: String,
-    },
-    Expect {
-        on: String,
-        os_release: BTreeMap<String, String>,
-        kernel: Option<String>,
-        slot: Option<Slot>,
-        disk: Option<DiskExpect>,
-    },
-    Update {
-        on: String,
-        /// Channel of the release offered.
-        to: String,
-        payload: Option<PayloadFault>,
-        refused: bool,
-        cut_power: bool,
-        timeout: Option<Duration>,
-    },
-    Fault {
-        on: String,
-        fault: Fault,
-    },
+    Run(RunStep),
+    WaitFor(WaitForStep),
+    Reboot,
+    Copy(CopyStep),
+    Expect(ExpectStep),
+    Update(UpdateStep),
+    Fault(Fault),
+}
+
+/// `run`: a command in the guest, its exit status and output checked.
+#[derive(Debug, Clone)]
+pub struct RunStep {
+    pub cmd: String,
+    pub exit: i32,
+    pub stdout: Option<Pattern>,
+    pub stderr: Option<Pattern>,
+    pub timeout: Option<Duration>,
+}
+
+/// `wait_for`: a condition in the guest or on its console, with a deadline.
+#[derive(Debug, Clone)]
+pub struct WaitForStep {
+    pub cond: WaitCond,
+    pub timeout: Option<Duration>,
+}
+
+/// `copy`: a host file into the guest, or a guest file into the test's artifact folder.
+#[derive(Debug, Clone)]
+pub struct CopyStep {
+    pub direction: CopyDirection,
+    pub from: String,
+    pub to: String,
+}
+
+/// `expect`: facts of the running guest, and slot state read offline from its disk.
+#[derive(Debug, Clone)]
+pub struct ExpectStep {
+    pub os_release: BTreeMap<String, String>,
+    pub kernel: Option<String>,
+    pub slot: Option<Slot>,
+    pub disk: Option<DiskExpect>,
+}
+
+/// `update`: a release offered by Aviary's update server and installed by the guest's agent.
+#[derive(Debug, Clone)]
+pub struct UpdateStep {
+    /// Channel of the release offered.
+    pub to: String,
+    pub payload: Option<PayloadFault>,
+    pub refused: bool,
+    pub cut_power: bool,
+    pub timeout: Option<Duration>,
 }
 
 /// A bad payload served by the update server.
 pub use crate::update_server::PayloadFault;
 
+/// `fault`: breaks the freshly installed (inactive) slot from inside the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     CorruptInactiveSlot,
@@ -249,13 +249,13 @@ pub struct DiskExpect {
 impl StepKind {
     pub fn verb(&self) -> &'static str {
         match self {
-            StepKind::Run { .. } => "run",
-            StepKind::WaitFor { .. } => "wait_for",
-            StepKind::Reboot { .. } => "reboot",
-            StepKind::Copy { .. } => "copy",
-            StepKind::Expect { .. } => "expect",
-            StepKind::Update { .. } => "update",
-            StepKind::Fault { .. } => "fault",
+            StepKind::Run(_) => "run",
+            StepKind::WaitFor(_) => "wait_for",
+            StepKind::Reboot => "reboot",
+            StepKind::Copy(_) => "copy",
+            StepKind::Expect(_) => "expect",
+            StepKind::Update(_) => "update",
+            StepKind::Fault(_) => "fault",
         }
     }
 }

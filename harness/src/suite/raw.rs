@@ -1,6 +1,8 @@
 //! The suite file exactly as written: serde types with source spans.
-//! `load.rs` turns these into the validated model in `model.rs`.
+//! `load.rs` turns these into the validated model in `model.rs`. A step's types are beside
+//! its validation, in `verbs/`.
 
+use super::verbs::StepDef;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
@@ -127,122 +129,4 @@ pub struct UnitDef {
     pub enabled: Option<bool>,
     #[serde(default)]
     pub mask: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum StepDef {
-    Run(RunDef),
-    WaitFor(WaitForDef),
-    Reboot(S<String>),
-    Copy(CopyDef),
-    Expect(ExpectDef),
-    Update(UpdateDef),
-    Fault(FaultDef),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateDef {
-    pub on: S<String>,
-    /// The channel whose release the update server offers.
-    pub to: S<String>,
-    /// Serve a bad payload: corrupt | truncate | stall.
-    #[serde(default)]
-    pub payload: Option<S<String>>,
-    /// installed (default) | refused.
-    #[serde(default)]
-    pub expect: Option<S<String>>,
-    /// Cut the power (QMP quit) while the payload is being written, then boot again.
-    #[serde(default)]
-    pub cut_power: Option<bool>,
-    #[serde(default)]
-    pub timeout: Option<S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultDef {
-    pub on: S<String>,
-    /// inactive-slot: zero the start of the inactive slot's filesystem.
-    #[serde(default)]
-    pub corrupt: Option<S<String>>,
-    /// inactive-slot: its init exits at once, so its kernel panics at boot.
-    #[serde(default)]
-    pub panic: Option<S<String>>,
-    /// inactive-slot: add a health check that always fails to it.
-    #[serde(default)]
-    pub health_fail: Option<S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DiskDef {
-    pub slot: S<String>,
-    #[serde(default)]
-    pub active: Option<bool>,
-    #[serde(default)]
-    pub tried: Option<bool>,
-    #[serde(default)]
-    pub good: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunDef {
-    pub on: S<String>,
-    pub cmd: S<String>,
-    #[serde(default)]
-    pub exit: Option<i32>,
-    #[serde(default)]
-    pub stdout: Option<S<String>>,
-    #[serde(default)]
-    pub stderr: Option<S<String>>,
-    #[serde(default)]
-    pub timeout: Option<S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WaitForDef {
-    pub on: S<String>,
-    #[serde(default)]
-    pub unit: Option<S<String>>,
-    #[serde(default)]
-    pub port: Option<S<u16>>,
-    #[serde(default)]
-    pub file: Option<S<String>>,
-    #[serde(default)]
-    pub console: Option<S<String>>,
-    #[serde(default)]
-    pub timeout: Option<S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CopyDef {
-    pub on: S<String>,
-    #[serde(default)]
-    pub from_host: Option<S<String>>,
-    #[serde(default)]
-    pub from_guest: Option<S<String>>,
-    pub to: S<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExpectDef {
-    pub on: S<String>,
-    #[serde(default)]
-    pub os_release: Option<S<BTreeMap<String, String>>>,
-    #[serde(default)]
-    pub kernel: Option<S<String>>,
-    #[serde(default)]
-    pub slot: Option<S<String>>,
-    /// Shorthand for os_release VERSION_ID.
-    #[serde(default)]
-    pub version: Option<S<String>>,
-    /// Slot state read offline from the disk (the machine is stopped for the read).
-    #[serde(default)]
-    pub disk: Option<S<DiskDef>>,
 }

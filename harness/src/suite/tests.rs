@@ -56,14 +56,15 @@ fn loads_a_good_suite() {
     assert_eq!(t.machines[0].memory_mib, 768);
     assert_eq!(t.machines[0].ignition.files[0].mode, 0o640);
     assert_eq!(t.steps.len(), 4);
-    assert!(matches!(t.steps[2].kind, StepKind::Reboot { ref on } if on == "node"));
+    assert!(matches!(t.steps[2].kind, StepKind::Reboot));
+    assert_eq!(t.steps[2].on, "node");
     assert_eq!(t.steps[0].loc.line, 21);
     assert!(matches!(
         t.steps[3].kind,
-        StepKind::Expect {
+        StepKind::Expect(ExpectStep {
             slot: Some(Slot::A),
             ..
-        }
+        })
     ));
 }
 
@@ -394,9 +395,9 @@ fn setup_steps_come_first_and_are_counted() {
     let t = &s.tests[0];
     assert_eq!(t.setup, 2);
     assert_eq!(t.steps.len(), 3);
-    assert!(matches!(t.steps[0].kind, StepKind::Update { ref to, .. } if to == "beta"));
+    assert!(matches!(t.steps[0].kind, StepKind::Update(ref u) if u.to == "beta"));
     assert_eq!(t.steps[0].loc.line, 6);
-    assert!(matches!(t.steps[2].kind, StepKind::Reboot { .. }));
+    assert!(matches!(t.steps[2].kind, StepKind::Reboot));
     // No setup: nothing counted.
     assert_eq!(load(GOOD).unwrap().tests[0].setup, 0);
 }

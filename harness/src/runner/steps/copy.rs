@@ -1,0 +1,35 @@
+//! `copy`: a host file into the guest, or a guest file into the test's artifact folder.
+
+use super::common::{fill, machine_of};
+use super::{StepEnv, StepError};
+use crate::suite::{CopyDirection, CopyStep};
+use std::fmt::Write;
+use std::path::Path;
+
+pub(super) async fn handle(
+    env: &mut StepEnv<'_>,
+    on: &str,
+    step: &CopyStep,
+) -> Result<(), StepError> {
+    let values = env.values(on);
+    let ssh = machine_of(env.machines, on).ssh()?.clone();
+    let (from, to) = (&step.from, &step.to);
+    match step.direction {
+        CopyDirection::In => {
+            let to = fill(&values, to)?;
+            ssh.upload(Path::new(from), &to)
+                .await
+                .map_err(|e| StepError::Failed(format!("copy {from} → {on}:{to}: {e:#}")))?;
+            let _ = writeln!(env.log, "copied {from} → {on}:{to}");
+        }
+        CopyDirection::Out => {
+            let from = fill(&values, from)?;
+            let dest = env.test_dir.join(to);
+            ssh.download(&from, &dest).await.map_err(|e| {
+                StepError::Failed(format!("copy {on}:{from} → {}: {e:#}", dest.display()))
+            })?;
+            let _ = writeln!(env.log, "copied {on}:{from} → {}", dest.display());
+        }
+    }
+    Ok(())
+}

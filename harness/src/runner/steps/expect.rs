@@ -1,0 +1,212 @@
+//! `expect`: facts of the running guest (os-release, kernel release, the booted slot) and the
+//! slot state read offline from its disk.
+
+use super::common::{fail, fill, machine_of};
+use super::slots::booted_slot;
+use super::{StepEnv, StepError};
+use crate::disk::{self, SlotState};
+use crate::machine::Machine;
+use crate::suite::{DiskExpect, ExpectStep};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+pub(super) async fn handle(
+    env: &mut StepEnv<'_>,
+    on: &str,
+    step: &ExpectStep,
+) -> Result<(), StepError> {
+    let values = env.values(on);
+    let machine = machine_of(env.machines, on);
+    if let Some(want) = &step.disk {
+        let seen = disk_slots(machine).await?;
+        let _ = writeln!(env.log, "disk of {on}: {}", describe(&seen));
+        check_disk(want, &seen).map_err(|m| StepError::Failed(format!("on {on}: {m}")))?;
+        if step.os_release.is_empty() && step.kernel.is_none() && step.slot.is_none() {
+            return Ok(());
+        }
+    }
+    let ssh = machine.ssh()?.clone();
+    let t = env.run_timeout;
+    let out = ssh
+        .check(
+            "cat /etc/os-release; echo @@; uname -r; echo @@; cat /proc/cmdline",
+            t,
+        )
+        .await
+        .map_err(|e| StepError::Failed(format!("reading facts from {on}: {e:#}")))?;
+    let parts: Vec<&str> = out.split("@@\n").collect();
+    let (osr, uname, cmdline) = (
+        parse_os_release(parts.first().copied().unwrap_or("")),
+        parts.get(1).map(|s| s.trim()).unwrap_or(""),
+        parts.get(2).map(|s| s.trim()).unwrap_or(""),
+    );
+    let mut problems = Vec::new();
+    for (k, want) in &step.os_release {
+        let want = fill(&values, want)?;
+        let seen = osr.get(k).cloned();
+        if seen.as_deref() != Some(want.as_str()) {
+            problems.push(format!(
+                "os-release {k}: expected `{want}`, seen `{}`",
+                seen.unwrap_or_else(|| "(absent)".into())
+            ));
+        }
+    }
+    if let Some(k) = &step.kernel {
+        let want = fill(&values, k)?;
+        if uname != want {
+            problems.push(format!("kernel: expected `{want}`, seen `{uname}`"));
+        }
+    }
+    if let Some(s) = step.slot {
+        let seen = booted_slot(cmdline);
+        if seen.as_deref() != Some(&s.to_string()) {
+            problems.push(format!(
+                "booted slot: expected {s}, seen {} (kernel command line: {cmdline})",
+                seen.unwrap_or_else(|| "none".into())
+            ));
+        }
+    }
+    let _ = writeln!(
+        env.log,
+        "expect on {on}: {}",
+        if problems.is_empty() {
+            "ok"
+        } else {
+            "MISMATCH"
+        }
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        fail(format!("on {on}: {}", problems.join("; ")))
+    }
+}
+
+/// Parses os-release KEY=value lines, unquoting values.
+pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            (k.trim().to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// Reads slot state from the machine's disk: the guest flushes, QEMU pauses, the host reads
+/// the overlay through qemu-img (no mount, no root), QEMU resumes.
+async fn disk_slots(m: &mut Machine) -> Result<Vec<SlotState>, StepError> {
+    let running = m.is_running();
+    if running {
+        if let Ok(ssh) = m.ssh() {
+            let _ = ssh.exec("sync", Duration::from_secs(60)).await;
+        }
+        m.qmp("stop", serde_json::json!({})).await?;
+    }
+    let overlay = m.overlay().to_path_buf();
+    let r = tokio::task::spawn_blocking(move || disk::grub_slots(&overlay)).await;
+    if running {
+        m.qmp("cont", serde_json::json!({})).await?;
+    }
+    r.map_err(|e| StepError::Infra(e.to_string()))?
+        .map_err(|e| StepError::Infra(format!("{e:#}")))
+}
+
+/// Compares the expected slot state with what the disk says.
+fn check_disk(want: &DiskExpect, seen: &[SlotState]) -> Result<(), String> {
+    let slot = want.slot.to_string();
+    let s = seen
+        .iter()
+        .find(|s| s.slot == slot)
+        .ok_or_else(|| format!("slot {slot} is not in the boot order"))?;
+    let mut bad = Vec::new();
+    for (name, w, v) in [
+        ("active", want.active, s.active),
+        ("tried", want.tried, s.tried),
+        ("good", want.good, s.good),
+    ] {
+        if let Some(w) = w {
+            if w != v {
+                bad.push(format!("{name}: expected {w}, seen {v}"));
+            }
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "disk slot {slot}: {} (all slots: {})",
+            bad.join(", "),
+            describe(seen)
+        ))
+    }
+}
+
+/// The slots as one line: `A active good; B tried not-good`.
+fn describe(seen: &[SlotState]) -> String {
+    seen.iter()
+        .map(|s| {
+            format!(
+                "{}{}{}{}",
+                s.slot,
+                if s.active { " active" } else { "" },
+                if s.tried { " tried" } else { "" },
+                if s.good { " good" } else { " not-good" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::Slot;
+
+    fn st(slot: &str, active: bool, tried: bool, good: bool) -> SlotState {
+        SlotState {
+            slot: slot.into(),
+            active,
+            tried,
+            good,
+            priority: 1,
+        }
+    }
+
+    #[test]
+    fn os_release_values_are_unquoted() {
+        let m =
+            parse_os_release("NAME=\"Aviary Reference Linux\"\nID=aviary\nVERSION_ID='1000.0.0'\n");
+        assert_eq!(m["NAME"], "Aviary Reference Linux");
+        assert_eq!(m["ID"], "aviary");
+        assert_eq!(m["VERSION_ID"], "1000.0.0");
+    }
+
+    #[test]
+    fn disk_expectations_name_expected_and_seen() {
+        let seen = vec![st("A", true, false, true), st("B", false, true, false)];
+        let want = DiskExpect {
+            slot: Slot::B,
+            active: None,
+            tried: Some(true),
+            good: Some(false),
+        };
+        assert!(check_disk(&want, &seen).is_ok());
+        let want = DiskExpect {
+            slot: Slot::B,
+            active: Some(true),
+            tried: None,
+            good: Some(true),
+        };
+        let e = check_disk(&want, &seen).unwrap_err();
+        assert!(e.contains("active: expected true, seen false"), "{e}");
+        assert!(e.contains("good: expected true, seen false"), "{e}");
+        assert!(e.contains("A active good; B tried not-good"), "{e}");
+    }
+}

@@ -1,0 +1,84 @@
+//! Executing one step against the test's machines: `run_step` hands each verb to its handler,
+//! one file per verb (`run.rs`, `wait_for.rs`, …); `common.rs` holds what they share, and
+//! `slots.rs` what the A/B verbs (update, fault, expect) read of the guest's slots.
+
+mod common;
+mod copy;
+mod expect;
+mod fault;
+mod reboot;
+mod run;
+mod slots;
+mod update;
+mod wait_for;
+
+use super::lookup::Values;
+use crate::images::manifest::Manifest;
+use crate::images::ResolvedImage;
+use crate::machine::{Machine, MachineError};
+use crate::suite::{Step, StepKind};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+pub use expect::parse_os_release;
+pub use slots::booted_slot;
+
+/// How a step went wrong.
+#[derive(Debug)]
+pub enum StepError {
+    /// The expectation did not hold: expected vs seen.
+    Failed(String),
+    /// The harness or host failed.
+    Infra(String),
+}
+
+impl From<MachineError> for StepError {
+    fn from(e: MachineError) -> Self {
+        match e {
+            MachineError::Infra(m) => StepError::Infra(m),
+            MachineError::Guest(m) => StepError::Failed(m),
+            e @ MachineError::Boot { .. } => StepError::Failed(e.to_string()),
+        }
+    }
+}
+
+pub struct StepEnv<'a> {
+    pub machines: &'a mut BTreeMap<String, Machine>,
+    pub images: &'a BTreeMap<String, ResolvedImage>,
+    /// Releases that `update` steps may offer, by channel.
+    pub releases: &'a BTreeMap<String, ResolvedImage>,
+    /// One update server per machine that takes updates.
+    pub servers: &'a BTreeMap<String, crate::update_server::UpdateServer>,
+    pub manifest: &'a Manifest,
+    pub test_dir: &'a Path,
+    pub run_timeout: Duration,
+    pub wait_timeout: Duration,
+    pub log: &'a mut String,
+    /// Every `update` step's offer and what became of it, for the reports (the gate's evidence).
+    pub updates: &'a mut Vec<super::result::UpdateRecord>,
+}
+
+impl<'a> StepEnv<'a> {
+    /// What `{{ … }}` placeholders expand to in a step on machine `on` (see `common::fill`).
+    fn values(&self, on: &str) -> Values<'a> {
+        Values {
+            image: self.images.get(on).expect("validated machine"),
+            manifest: self.manifest,
+        }
+    }
+}
+
+/// Runs one step: one line per verb.
+pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepError> {
+    let on = step.on.as_str();
+    match &step.kind {
+        StepKind::Run(x) => run::handle(env, on, x).await,
+        StepKind::WaitFor(x) => wait_for::handle(env, on, x).await,
+        StepKind::Reboot => reboot::handle(env, on).await,
+        StepKind::Copy(x) => copy::handle(env, on, x).await,
+        StepKind::Expect(x) => expect::handle(env, on, x).await,
+        StepKind::Update(x) => update::handle(env, on, x).await,
+        StepKind::Fault(x) => fault::handle(env, on, *x).await,
+    }
+}
