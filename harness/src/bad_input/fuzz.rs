@@ -119,7 +119,15 @@ fn summary_json() -> String {
         duration: std::time::Duration::from_millis(500),
         artifacts: "/tmp/r/s/flaky".into(),
     }];
-    let doc = crate::report::summary::document(&i, &[failed, flaky], true, Some("SIGINT"));
+    let doc = crate::report::summary::document(
+        &i,
+        &[failed, flaky],
+        &crate::report::summary::End {
+            finished: true,
+            interrupted: Some("SIGINT"),
+            stopped: Some("--fail-fast: s::f failed; 0 test(s) not started"),
+        },
+    );
     serde_json::to_string_pretty(&doc).unwrap()
 }
 

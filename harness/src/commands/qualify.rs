@@ -51,6 +51,7 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
         keep_all: false,
         shard: None,
         fail_fast: a.fail_fast,
+        stop: None,
     };
     let run = execute(&ws, &mut images, &suites, tests, &opts)?;
     if run.code == EXIT_INTERRUPTED {
@@ -67,6 +68,7 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
             let pairs = RunOptions {
                 jobs: crate::runner::schedule::Jobs::Fixed(2),
                 fail_fast: false,
+                stop: budget_stop(&images, t, &a.channel, &b),
                 ..opts.clone()
             };
             let tests = b.tests.clone();
@@ -204,6 +206,39 @@ fn budget_suite(
         std::fs::write(&path, text)?;
     }
     Ok(Some(suite))
+}
+
+/// The budget run's early end: once a budget's hold is certain whatever its remaining tests
+/// measure, they are cancelled (`gate::budget_watch`). None when a release is not built.
+fn budget_stop(
+    images: &Images,
+    t: &policy::Transition,
+    candidate: &str,
+    suite: &crate::suite::Suite,
+) -> Option<crate::runner::stop::Stop> {
+    use crate::gate::budget_watch::{Release, Watch};
+    let digest = |c: &str| {
+        let r = images.manifest.channels.get(c)?;
+        Some(r.disk.as_ref()?.sha256.clone())
+    };
+    let release = |c: &str| {
+        Some(Release {
+            label: format!("{c} {}", images.manifest.channels.get(c)?.version),
+            digest: digest(c)?,
+        })
+    };
+    let watch = Watch::new(
+        t.budgets.clone(),
+        release(candidate)?,
+        release(&t.to)?,
+        Watch::plan(&suite.tests, false, digest),
+    );
+    Some(crate::runner::stop::Stop {
+        when: std::sync::Arc::new(move |results: &[crate::runner::result::TestResult]| {
+            watch.check(results)
+        }),
+        cancel_running: true,
+    })
 }
 
 /// Builds every channel the plan boots or updates into, and the release the candidate would

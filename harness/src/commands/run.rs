@@ -43,6 +43,7 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
         keep_all: args.keep_all,
         shard,
         fail_fast: args.fail_fast,
+        stop: None,
     };
     Ok(execute(&ws, &mut images, &suites, tests, &opts)?.code)
 }
@@ -59,6 +60,9 @@ pub(super) struct RunOptions {
     pub keep_all: bool,
     pub shard: Option<Shard>,
     pub fail_fast: bool,
+    /// A caller's rule to end the run early (`aviary qualify`'s budget run); overrides
+    /// `fail_fast`.
+    pub stop: Option<runner::stop::Stop>,
 }
 
 /// A finished run: its exit code (`cli::EXIT_*`) and its folder.
@@ -246,7 +250,10 @@ async fn run_jobs(
         budget,
         manifest_path: ws.manifest_path(),
         kept: Mutex::new(Vec::new()),
-        fail_fast: o.fail_fast,
+        stop: o
+            .stop
+            .clone()
+            .or_else(|| o.fail_fast.then(runner::stop::Stop::fail_fast)),
         snapshots: (!o.cold).then(|| {
             runner::snapshot::Cache::new(
                 sock_dir.path().join("snap"),
@@ -302,10 +309,8 @@ fn closing_line(results: &[TestResult], end: RunEnd, run_dir: &Path) -> i32 {
         RunEnd::Completed if e > 0 => EXIT_BAD_INPUT,
         RunEnd::Completed if f > 0 => EXIT_FAILURES,
         RunEnd::Completed => EXIT_PASS,
-        RunEnd::FailedFast { not_run } => {
-            eprintln!(
-                "aviary: --fail-fast: {not_run} test(s) were not started after the first failure; they are not in the reports"
-            );
+        RunEnd::Stopped(s) => {
+            eprintln!("aviary: stopped early: {s}");
             EXIT_FAILURES
         }
     }

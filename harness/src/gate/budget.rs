@@ -66,7 +66,7 @@ impl Phase {
         matches!(self, Phase::UpdateDownload | Phase::UpdateWrite)
     }
 
-    fn unit(self) -> &'static str {
+    pub(super) fn unit(self) -> &'static str {
         if self.is_memory() {
             "MiB"
         } else {
@@ -92,13 +92,13 @@ pub struct Budget {
 }
 
 impl Budget {
-    fn exceeded(&self, candidate: f64, baseline: f64) -> bool {
+    pub(super) fn exceeded(&self, candidate: f64, baseline: f64) -> bool {
         let by_ratio = self.ratio.is_none_or(|r| candidate > baseline * r);
         let by_abs = self.abs.is_none_or(|a| candidate - baseline > a);
         by_ratio && by_abs
     }
 
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(r) = self.ratio {
             parts.push(format!("+{:.0} %", (r - 1.0) * 100.0));
@@ -176,7 +176,7 @@ pub struct Side<'a> {
     pub digest: &'a str,
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
+pub(super) fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
@@ -189,7 +189,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-fn values(samples: &[Sample], digest: &str, phase: Phase) -> Vec<f64> {
+pub(super) fn values(samples: &[Sample], digest: &str, phase: Phase) -> Vec<f64> {
     samples
         .iter()
         .filter(|s| s.digest == digest && s.phase == phase)
@@ -197,7 +197,7 @@ fn values(samples: &[Sample], digest: &str, phase: Phase) -> Vec<f64> {
         .collect()
 }
 
-fn list(v: &[f64]) -> String {
+pub(super) fn list(v: &[f64]) -> String {
     v.iter()
         .map(|x| format!("{x:.1}"))
         .collect::<Vec<_>>()
@@ -219,14 +219,26 @@ fn grew_most(samples: &[Sample], candidate: &Side, baseline: &Side) -> Option<(P
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
-/// One reason per budget (rule `budgets`).
+/// A run of the evidence that ended early (`runner::stop`): why, and whether the verdict holds
+/// already for other reasons.
+#[derive(Debug, Clone, Copy)]
+pub struct EarlyStop<'a> {
+    pub why: &'a str,
+    pub held_elsewhere: bool,
+}
+
+/// One reason per budget (rule `budgets`). A budget left without measurements because a run
+/// stopped early says so, and is only a warning when the release is held anyway (the budget
+/// run stops once another budget's hold is certain).
 pub fn evaluate(
     budgets: &[Budget],
     samples: &[Sample],
     candidate: &Side,
     baseline: Option<&Side>,
+    stop: Option<EarlyStop>,
 ) -> Vec<Reason> {
     let mut out = Vec::new();
+    let mut unmeasured = Vec::new();
     for b in budgets {
         let reason = |status, message| Reason {
             rule: "budgets".into(),
@@ -247,6 +259,7 @@ pub fn evaluate(
             values(samples, base.digest, b.phase),
         );
         let (Some(c), Some(m)) = (median(cv.clone()), median(bv.clone())) else {
+            unmeasured.push(out.len());
             out.push(reason(
                 Status::Fail,
                 format!(
@@ -286,6 +299,21 @@ pub fn evaluate(
             Status::Fail,
             format!("{} grew past its budget: {text}", b.phase),
         ));
+    }
+    if let Some(stop) = stop {
+        let held = stop.held_elsewhere
+            || out
+                .iter()
+                .enumerate()
+                .any(|(i, r)| r.status == Status::Fail && !unmeasured.contains(&i));
+        for i in unmeasured {
+            out[i]
+                .message
+                .push_str(&format!("; a run stopped early: {}", stop.why));
+            if held {
+                out[i].status = Status::Warn;
+            }
+        }
     }
     out
 }
@@ -338,7 +366,7 @@ mod tests {
         }];
         let mut samples = boots("a", [49.0, 50.0, 52.0], [8.0, 8.5, 9.0]);
         samples.extend(boots("b", [70.0, 71.0, 69.0], [28.0, 29.0, 28.5]));
-        let r = evaluate(&budget, &samples, &cand, Some(&base));
+        let r = evaluate(&budget, &samples, &cand, Some(&base), None);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].status, Status::Fail);
         assert_eq!(
@@ -348,7 +376,7 @@ mod tests {
         // 20 % slower, or 8 s slower: within the budget (both limits must be passed).
         let mut near = boots("a", [49.0, 50.0, 52.0], [8.0; 3]);
         near.extend(boots("b", [60.0, 60.0, 60.0], [8.0; 3]));
-        let r = evaluate(&budget, &near, &cand, Some(&base));
+        let r = evaluate(&budget, &near, &cand, Some(&base), None);
         assert_eq!(r[0].status, Status::Pass, "{}", r[0].message);
     }
 
@@ -361,16 +389,16 @@ mod tests {
             abs: None,
         }];
         let only_candidate = vec![s("b", Phase::UpdateWrite, 11.0)];
-        let r = evaluate(&budget, &only_candidate, &cand, Some(&base));
+        let r = evaluate(&budget, &only_candidate, &cand, Some(&base), None);
         assert_eq!(r[0].status, Status::Fail);
         assert!(r[0].message.starts_with("update_write: no measurement to compare (1 of beta 1001.0.0, 0 of stable 1000.0.0)"), "{}", r[0].message);
-        let r = evaluate(&budget, &only_candidate, &cand, None);
+        let r = evaluate(&budget, &only_candidate, &cand, None, None);
         assert!(r[0].message.contains("is not built"), "{}", r[0].message);
         let both = vec![
             s("b", Phase::UpdateWrite, 17.0),
             s("a", Phase::UpdateWrite, 11.0),
         ];
-        let r = evaluate(&budget, &both, &cand, Some(&base));
+        let r = evaluate(&budget, &both, &cand, Some(&base), None);
         assert_eq!(r[0].status, Status::Fail, "+55 %");
         assert!(
             r[0].message

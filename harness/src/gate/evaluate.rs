@@ -54,6 +54,8 @@ pub struct RunEvidence {
     pub started: String,
     pub finished: bool,
     pub interrupted: Option<String>,
+    /// Why the run ended before its last test (`runner::stop`), when it did.
+    pub stopped: Option<String>,
     pub tests: Vec<TestEvidence>,
     /// Every image the run resolved: (version, disk sha256).
     pub images: Vec<(String, String)>,
@@ -471,11 +473,19 @@ fn budgets(t: &Transition, release: &Release, runs: &[RunEvidence], out: &mut Ve
         label: format!("{} {v}", t.to),
         digest: d,
     });
+    let held_elsewhere = out.iter().any(|r| r.status == Status::Fail);
+    let stop = runs.iter().find_map(|r| {
+        r.stopped.as_deref().map(|why| super::budget::EarlyStop {
+            why,
+            held_elsewhere,
+        })
+    });
     out.extend(super::budget::evaluate(
         &t.budgets,
         &samples,
         &candidate,
         baseline.as_ref(),
+        stop,
     ));
 }
 

@@ -114,6 +114,7 @@ pub fn read_run(arg: &Path, version: &str, digest: &str) -> Result<RunEvidence, 
         started: report.run.started.clone(),
         finished: report.finished,
         interrupted: report.interrupted.clone(),
+        stopped: report.stopped.clone(),
         tests,
         images: report
             .run

@@ -2,6 +2,7 @@
 //! one channel transition, and says promote or hold, with every reason.
 
 pub mod budget;
+pub mod budget_watch;
 pub mod evaluate;
 pub mod evidence;
 pub mod exercise;

@@ -61,6 +61,7 @@ fn run(id: &str, tests: Vec<TestEvidence>) -> RunEvidence {
         started: "2026-12-02T10:00:00Z".into(),
         finished: true,
         interrupted: None,
+        stopped: None,
         tests,
         images: vec![],
     }
@@ -874,6 +875,58 @@ fn budgets_compare_the_candidate_with_the_release_it_would_replace() {
     // No budgets, no rule.
     let v = verdict("", &[good_run("r1")]);
     assert!(v.reasons.iter().all(|r| r.rule != "budgets"));
+}
+
+#[test]
+fn a_budget_left_unmeasured_by_an_early_stop_is_a_warning_only_beside_a_hold() {
+    use super::budget::{Phase, Sample};
+    let sample = |sha: &str, v: f64| Sample {
+        digest: sha.repeat(64),
+        phase: Phase::BootToSsh,
+        value: v,
+    };
+    let policy = "    budgets:\n      boot_to_ssh: { ratio: 1.25, seconds: 10 }\n      update_write: { ratio: 1.5 }\n";
+    let stopped = |samples: Vec<Sample>| {
+        let mut boots = test("budget::boot-1-beta", TestStatus::Passed);
+        boots.samples = samples;
+        let mut r = run("budget-run", vec![boots]);
+        r.stopped = Some("boot_to_ssh is past its budget whatever the tests left measure".into());
+        r
+    };
+    // The boot budget's hold stopped the run before any update: one FAIL, one WARN.
+    let slow = vec![
+        sample("b", 62.0),
+        sample("b", 61.0),
+        sample("a", 48.0),
+        sample("a", 50.0),
+    ];
+    let v = verdict(policy, &[stopped(slow)]);
+    assert_eq!(v.verdict, Decision::Hold, "{}", v.render());
+    assert_eq!(
+        having(&v, "budgets", Status::Fail).len(),
+        1,
+        "{}",
+        v.render()
+    );
+    let warn = having(&v, "budgets", Status::Warn);
+    assert_eq!(warn.len(), 1, "{}", v.render());
+    assert!(
+        warn[0].starts_with("update_write: no measurement to compare")
+            && warn[0].ends_with("; a run stopped early: boot_to_ssh is past its budget whatever the tests left measure"),
+        "{}",
+        warn[0]
+    );
+    // A stop that leaves a budget unmeasured while nothing else holds: still a FAIL.
+    let fine = vec![sample("b", 50.0), sample("a", 49.0)];
+    let v = verdict(policy, &[stopped(fine)]);
+    assert_eq!(v.verdict, Decision::Hold, "{}", v.render());
+    let fail = having(&v, "budgets", Status::Fail);
+    assert_eq!(fail.len(), 1, "{}", v.render());
+    assert!(
+        fail[0].starts_with("update_write: no measurement"),
+        "{}",
+        fail[0]
+    );
 }
 
 #[test]

@@ -34,6 +34,11 @@ const PANIC_RESET_GRACE: Duration = Duration::from_secs(20);
 /// back to the disk (the kernel's dirty-data expiry, 30 s, and its flusher's 5-s period).
 const WRITEBACK_WAIT: Duration = Duration::from_secs(36);
 
+/// How long the guest runs between two reads of a file it has not written back yet: long
+/// stretches, as the guest's clock (and with it the dirty data's age) stands still while QEMU
+/// is paused for a read.
+const WRITEBACK_POLL: Duration = Duration::from_secs(10);
+
 /// Why a machine could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum MachineError {
@@ -529,17 +534,21 @@ impl Machine {
     }
 
     /// Reads a file of partition `label` from the machine's disk, QEMU paused. A file the
-    /// guest created but has not written back yet reads empty: the guest then runs on, for
-    /// `WRITEBACK_WAIT` in one stretch (its clock stands still while QEMU is paused), and the
-    /// file is read once more.
+    /// guest created but has not written back yet reads empty: the guest then runs on in
+    /// stretches of `WRITEBACK_POLL` and the file is read again after each, until it has data
+    /// or the guest has run `WRITEBACK_WAIT` (only its running time counts: its clock stands
+    /// still while QEMU is paused).
     async fn read_guest_file(&self, label: &str, path: &str) -> anyhow::Result<Vec<u8>> {
-        let first = self.read_paused(label, path).await;
-        if !matches!(&first, Ok(b) if b.is_empty()) {
-            return first;
+        let mut ran = Duration::ZERO;
+        loop {
+            let got = self.read_paused(label, path).await;
+            if !matches!(&got, Ok(b) if b.is_empty()) || ran >= WRITEBACK_WAIT {
+                return got;
+            }
+            tracing::info!(machine = %self.name, label, path, ran_s = ran.as_secs(), "the file reads empty: letting the guest write it back");
+            tokio::time::sleep(WRITEBACK_POLL).await;
+            ran += WRITEBACK_POLL;
         }
-        tracing::info!(machine = %self.name, label, path, "the file reads empty: letting the guest write it back");
-        tokio::time::sleep(WRITEBACK_WAIT).await;
-        self.read_paused(label, path).await
     }
 
     async fn read_paused(&self, label: &str, path: &str) -> anyhow::Result<Vec<u8>> {
@@ -554,7 +563,9 @@ impl Machine {
             .map_err(|e| anyhow::anyhow!("reading the disk: {e}"))
             .and_then(|r| r);
         if paused {
-            let _ = self.qmp("cont", serde_json::json!({})).await;
+            if let Err(e) = self.qmp("cont", serde_json::json!({})).await {
+                tracing::warn!(machine = %self.name, "resuming the guest after a disk read: {e:#}");
+            }
         }
         read
     }

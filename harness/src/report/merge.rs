@@ -95,14 +95,13 @@ pub fn merge(runs: &[RunReport], run_id: String, out: &Path) -> Result<RunReport
             sources.extend(run.run.merged_from.iter().cloned());
         }
     }
-    let interrupted: Vec<String> = runs
-        .iter()
-        .filter_map(|r| {
-            r.interrupted
-                .as_ref()
-                .map(|why| format!("{}: {why}", r.run.run_id))
-        })
-        .collect();
+    let per_run = |f: fn(&RunReport) -> Option<&String>| {
+        let v: Vec<String> = runs
+            .iter()
+            .filter_map(|r| f(r).map(|why| format!("{}: {why}", r.run.run_id)))
+            .collect();
+        (!v.is_empty()).then(|| v.join("; "))
+    };
     Ok(RunReport {
         dir: out.to_path_buf(),
         run: RunInfo {
@@ -125,7 +124,8 @@ pub fn merge(runs: &[RunReport], run_id: String, out: &Path) -> Result<RunReport
             merged_from: sources,
         },
         finished: runs.iter().all(|r| r.finished),
-        interrupted: (!interrupted.is_empty()).then(|| interrupted.join("; ")),
+        interrupted: per_run(|r| r.interrupted.as_ref()),
+        stopped: per_run(|r| r.stopped.as_ref()),
         tests,
     })
 }
@@ -153,8 +153,11 @@ pub fn write_run(report: &RunReport) -> anyhow::Result<()> {
         &report.dir.join("summary.json"),
         &report.run,
         &report.tests,
-        report.finished,
-        report.interrupted.as_deref(),
+        &super::summary::End {
+            finished: report.finished,
+            interrupted: report.interrupted.as_deref(),
+            stopped: report.stopped.as_deref(),
+        },
     )?;
     let xml = super::junit::render(&report.run, &report.tests)?;
     std::fs::write(report.dir.join("junit.xml"), xml)?;
@@ -176,6 +179,7 @@ mod tests {
             run: i,
             finished: true,
             interrupted: None,
+            stopped: None,
             tests: tests.iter().map(|t| test(t, Outcome::Passed)).collect(),
         }
     }

@@ -31,6 +31,8 @@ pub enum Event {
     },
     RunFinished {
         interrupted: Option<String>,
+        /// Why the run ended before its last test, and what it left out (`runner::stop`).
+        stopped: Option<String>,
     },
 }
 

@@ -118,9 +118,15 @@ impl Reporter for ProgressReporter {
                 }
                 self.line(line);
             }
-            Event::RunFinished { interrupted } => {
+            Event::RunFinished {
+                interrupted,
+                stopped,
+            } => {
                 if let Some(why) = interrupted {
                     self.line(format!("aviary: interrupted ({why})"));
+                }
+                if let Some(why) = stopped {
+                    self.line(format!("aviary: stopped early: {why}"));
                 }
                 self.bar.finish_and_clear();
             }

@@ -15,6 +15,9 @@ pub struct RunReport {
     pub run: RunInfo,
     pub finished: bool,
     pub interrupted: Option<String>,
+    /// Why the run ended before its last test; absent in runs that did not (and in older ones).
+    #[serde(default)]
+    pub stopped: Option<String>,
     pub tests: Vec<TestResult>,
 }
 
@@ -135,8 +138,16 @@ pub(crate) mod tests {
             artifacts: "/tmp/r/s/flaky".into(),
         }];
         let tests = vec![test("a", Outcome::Passed), flaky];
-        crate::report::summary::write(&d.path().join("summary.json"), &i, &tests, true, None)
-            .unwrap();
+        crate::report::summary::write(
+            &d.path().join("summary.json"),
+            &i,
+            &tests,
+            &crate::report::summary::End {
+                finished: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         std::fs::write(d.path().join("junit.xml"), "<testsuites/>").unwrap();
         let r = read_run(d.path()).unwrap();
         assert_eq!(r.dir, d.path());
@@ -169,7 +180,16 @@ pub(crate) mod tests {
         let e = read_run(d.path()).unwrap_err().to_string();
         assert!(e.starts_with(&format!("{}:2:11: ", p.display())), "{e}");
         assert!(!e.contains(" at line "), "{e}");
-        crate::report::summary::write(&p, &info("r"), &[], true, None).unwrap();
+        crate::report::summary::write(
+            &p,
+            &info("r"),
+            &[],
+            &crate::report::summary::End {
+                finished: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let e = read_run(d.path()).unwrap_err().to_string();
         assert!(e.contains("junit.xml: missing"), "{e}");
     }

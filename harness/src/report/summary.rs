@@ -11,6 +11,7 @@ pub struct SummaryReporter {
     info: Option<RunInfo>,
     results: Vec<TestResult>,
     interrupted: Option<String>,
+    stopped: Option<String>,
     finished: bool,
 }
 
@@ -21,6 +22,7 @@ impl SummaryReporter {
             info: None,
             results: Vec::new(),
             interrupted: None,
+            stopped: None,
             finished: false,
         }
     }
@@ -33,26 +35,36 @@ impl SummaryReporter {
             &self.path,
             info,
             &self.results,
-            self.finished,
-            self.interrupted.as_deref(),
+            &End {
+                finished: self.finished,
+                interrupted: self.interrupted.as_deref(),
+                stopped: self.stopped.as_deref(),
+            },
         )
     }
 }
 
+/// How a run ended, as summary.json records it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct End<'a> {
+    /// The run wrote its last event (else the reports were written mid-run).
+    pub finished: bool,
+    /// The signal that interrupted it.
+    pub interrupted: Option<&'a str>,
+    /// Why it ended before its last test (`runner::stop`).
+    pub stopped: Option<&'a str>,
+}
+
 /// The summary.json document. Top-level keys: `aviary` (version), `run`, `finished`,
-/// `interrupted`, `counts` (`passed` includes `flaky`), `tests`.
-pub fn document(
-    info: &RunInfo,
-    results: &[TestResult],
-    finished: bool,
-    interrupted: Option<&str>,
-) -> serde_json::Value {
+/// `interrupted`, `stopped` (only when the run stopped early), `counts` (`passed` includes
+/// `flaky`), `tests`.
+pub fn document(info: &RunInfo, results: &[TestResult], end: &End) -> serde_json::Value {
     let count = |f: fn(&TestResult) -> bool| results.iter().filter(|r| f(r)).count();
-    json!({
+    let mut doc = json!({
         "aviary": env!("CARGO_PKG_VERSION"),
         "run": info,
-        "finished": finished,
-        "interrupted": interrupted,
+        "finished": end.finished,
+        "interrupted": end.interrupted,
         "counts": {
             "passed": count(|r| matches!(r.outcome, Outcome::Passed)),
             "failed": count(|r| matches!(r.outcome, Outcome::Failed { .. })),
@@ -60,18 +72,16 @@ pub fn document(
             "flaky": count(|r| r.flaky),
         },
         "tests": results,
-    })
+    });
+    if let Some(why) = end.stopped {
+        doc["stopped"] = json!(why);
+    }
+    doc
 }
 
 /// Writes summary.json atomically (a temporary file renamed over it).
-pub fn write(
-    path: &Path,
-    info: &RunInfo,
-    results: &[TestResult],
-    finished: bool,
-    interrupted: Option<&str>,
-) -> Result<()> {
-    let doc = document(info, results, finished, interrupted);
+pub fn write(path: &Path, info: &RunInfo, results: &[TestResult], end: &End) -> Result<()> {
+    let doc = document(info, results, end);
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(&doc)?)
         .with_context(|| format!("writing {}", tmp.display()))?;
@@ -84,8 +94,12 @@ impl Reporter for SummaryReporter {
         match ev {
             Event::RunStarted { info, .. } => self.info = Some(info.clone()),
             Event::TestFinished { result } => self.results.push(result.clone()),
-            Event::RunFinished { interrupted } => {
+            Event::RunFinished {
+                interrupted,
+                stopped,
+            } => {
                 self.interrupted = interrupted.clone();
+                self.stopped = stopped.clone();
                 self.finished = true;
             }
             Event::TestStarted { .. } | Event::TestRetrying { .. } => return Ok(()),

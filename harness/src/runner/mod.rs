@@ -8,6 +8,7 @@ pub mod retry;
 pub mod schedule;
 pub mod snapshot;
 pub mod steps;
+pub mod stop;
 pub mod template;
 pub mod test;
 
@@ -40,9 +41,9 @@ pub struct Shared {
     pub kept: Mutex<Vec<Machine>>,
     /// Boot-once snapshots of this run; None with `--cold`.
     pub snapshots: Option<snapshot::Cache>,
-    /// Start no test after the first that failed (`--fail-fast`): the running ones finish,
-    /// the others are not run and not reported.
-    pub fail_fast: bool,
+    /// When to end the run before its last test (`--fail-fast`, or a caller's rule): the
+    /// tests not started, and the running ones if it cancels them, are not reported.
+    pub stop: Option<stop::Stop>,
 }
 
 impl Shared {
@@ -65,14 +66,12 @@ impl Shared {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunEnd {
     Completed,
     Interrupted,
-    /// `--fail-fast` stopped starting tests after a failure; `not_run` were never started.
-    FailedFast {
-        not_run: usize,
-    },
+    /// `Shared::stop` ended the run early.
+    Stopped(stop::Stopped),
 }
 
 /// `schedule::work` of a test: its steps, updates, reboots and machines that boot cold.
@@ -152,8 +151,9 @@ pub async fn run(
     // A signal during setup (before these streams existed) was remembered: start nothing.
     let mut interrupted: Option<String> = crate::interrupt::early().map(String::from);
     let mut pending = queue(jobs, &shared);
-    // The first failure, once `--fail-fast` stopped starting tests.
+    // Why the run stopped starting tests, once `shared.stop` said so.
     let mut stopped: Option<String> = None;
+    let mut cancelled = Vec::new();
     while interrupted.is_none() {
         while stopped.is_none() {
             let now: Vec<schedule::Demand> =
@@ -162,6 +162,9 @@ pub async fn run(
                 break;
             };
             flight.start(job, &shared, sinks)?;
+        }
+        if stopped.is_some() && shared.stop.as_ref().is_some_and(|s| s.cancel_running) {
+            cancelled = flight.cancel().await;
         }
         if flight.running.is_empty() {
             break;
@@ -185,14 +188,22 @@ pub async fn run(
     if let Some(why) = &interrupted {
         flight.interrupt(why, pending, sinks).await?;
     }
-    sinks.emit(&Event::RunFinished {
-        interrupted: interrupted.clone(),
-    })?;
-    let end = match (&interrupted, &stopped) {
+    let end = match (&interrupted, stopped) {
         (Some(_), _) => RunEnd::Interrupted,
-        (None, Some(_)) => RunEnd::FailedFast { not_run },
+        (None, Some(reason)) => RunEnd::Stopped(stop::Stopped {
+            reason,
+            not_run,
+            cancelled,
+        }),
         (None, None) => RunEnd::Completed,
     };
+    sinks.emit(&Event::RunFinished {
+        interrupted: interrupted.clone(),
+        stopped: match &end {
+            RunEnd::Stopped(s) => Some(s.to_string()),
+            _ => None,
+        },
+    })?;
     Ok((flight.results, end))
 }
 
@@ -266,10 +277,9 @@ impl Flight {
             }
             None => {
                 let r = retry::fold(t.earlier, r);
-                let failed = matches!(r.outcome, Outcome::Failed { .. });
                 self.report(sinks, r)?;
-                if shared.fail_fast && stopped.is_none() && failed {
-                    *stopped = Some(id);
+                if stopped.is_none() {
+                    *stopped = shared.stop.as_ref().and_then(|s| s.check(&self.results));
                 }
             }
         }
@@ -285,6 +295,19 @@ impl Flight {
             self.report(sinks, r)?;
         }
         Ok(())
+    }
+
+    /// Cancels every running test (`Stop::cancel_running`): their tasks are dropped, which
+    /// kills their machines; they are not reported. Returns their ids.
+    async fn cancel(&mut self) -> Vec<String> {
+        self.set.abort_all();
+        while self.set.join_next().await.is_some() {}
+        crate::machine::process::kill_all();
+        let ids: Vec<String> = std::mem::take(&mut self.running).into_keys().collect();
+        if !ids.is_empty() {
+            tracing::info!(tests = %ids.join(", "), "cancelled: the run stopped");
+        }
+        ids
     }
 
     /// After SIGINT or SIGTERM: every running test ends as interrupted, every pending one as
