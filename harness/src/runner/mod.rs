@@ -129,6 +129,11 @@ fn queue(jobs: Vec<Job>, shared: &Shared) -> VecDeque<(Job, schedule::Waiting)> 
     pending
 }
 
+/// Runs one attempt of a test: `test::run` on real machines; the runner's own tests script it.
+pub type Exec = Arc<
+    dyn Fn(Job, Arc<Shared>) -> futures_util::future::BoxFuture<'static, TestResult> + Send + Sync,
+>;
+
 /// Runs `jobs` as the scheduler's budget admits them (`shared.budget`), each retried as `retry` decides up to
 /// `shared.info.retries` times (a retry takes the slot its failed attempt freed); returns every
 /// result and how the run ended.
@@ -137,19 +142,65 @@ pub async fn run(
     shared: Arc<Shared>,
     sinks: &mut FanOut,
 ) -> anyhow::Result<(Vec<TestResult>, RunEnd)> {
+    let exec: Exec = Arc::new(|job, shared| Box::pin(test::run(job, shared)));
+    run_with(jobs, shared, sinks, exec, Signals::listen()?).await
+}
+
+/// SIGINT and SIGTERM, as the run listens for them (`listen`), or never (the runner's own tests,
+/// which share a process with tests that raise signals).
+pub struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    pub fn listen() -> std::io::Result<Signals> {
+        Ok(Signals(Some((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))))
+    }
+
+    pub fn ignore() -> Signals {
+        Signals(None)
+    }
+
+    /// A signal that arrived during setup (`crate::interrupt`), when listening.
+    fn early(&self) -> Option<String> {
+        self.0.as_ref()?;
+        crate::interrupt::early().map(String::from)
+    }
+
+    /// The next signal's name; never, when ignoring.
+    async fn next(&mut self) -> String {
+        match &mut self.0 {
+            Some((int, term)) => tokio::select! {
+                _ = int.recv() => "SIGINT".into(),
+                _ = term.recv() => "SIGTERM".into(),
+            },
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// `run`, each attempt run by `exec`, interrupted by `signals`.
+pub async fn run_with(
+    jobs: Vec<Job>,
+    shared: Arc<Shared>,
+    sinks: &mut FanOut,
+    exec: Exec,
+    mut signals: Signals,
+) -> anyhow::Result<(Vec<TestResult>, RunEnd)> {
     sinks.emit(&Event::RunStarted {
         info: shared.info.clone(),
         total: jobs.len(),
     })?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
     let mut flight = Flight {
         running: BTreeMap::new(),
         set: JoinSet::new(),
+        tasks: BTreeMap::new(),
         results: Vec::new(),
+        exec,
     };
     // A signal during setup (before these streams existed) was remembered: start nothing.
-    let mut interrupted: Option<String> = crate::interrupt::early().map(String::from);
+    let mut interrupted: Option<String> = signals.early();
     let mut pending = queue(jobs, &shared);
     // Why the run stopped starting tests, once `shared.stop` said so.
     let mut stopped: Option<String> = None;
@@ -170,18 +221,23 @@ pub async fn run(
             break;
         }
         tokio::select! {
-            done = flight.set.join_next() => {
+            done = flight.set.join_next_with_id() => {
                 match done {
-                    Some(Ok(r)) => flight.attempt_ended(r, &shared, sinks, &mut stopped)?,
+                    Some(Ok((task, r))) => {
+                        flight.tasks.remove(&task);
+                        flight.attempt_ended(r, &shared, sinks)?
+                    }
                     Some(Err(e)) => flight.task_failed(e, sinks)?,
                     None => break,
                 }
             }
-            _ = sigint.recv() => { interrupted = Some("SIGINT".into()); }
-            _ = sigterm.recv() => { interrupted = Some("SIGTERM".into()); }
+            why = signals.next() => { interrupted = Some(why); }
         }
         if interrupted.is_some() {
             break;
+        }
+        if stopped.is_none() {
+            stopped = shared.stop.as_ref().and_then(|s| s.check(&flight.results));
         }
     }
     let not_run = pending.len();
@@ -211,7 +267,10 @@ pub async fn run(
 struct Flight {
     running: BTreeMap<String, Running>,
     set: JoinSet<TestResult>,
+    /// Which test each task runs, so that a task that panicked is blamed on its own test.
+    tasks: BTreeMap<tokio::task::Id, String>,
     results: Vec<TestResult>,
+    exec: Exec,
 }
 
 impl Flight {
@@ -237,22 +296,28 @@ impl Flight {
                 earlier: Vec::new(),
             },
         );
-        self.set.spawn(test::run(job, shared.clone()));
+        self.spawn(job, shared);
         Ok(())
     }
 
+    /// Runs one attempt in a task of its own, remembering whose task it is.
+    fn spawn(&mut self, job: Job, shared: &Arc<Shared>) {
+        let id = job.id();
+        let task = self.set.spawn((self.exec)(job, shared.clone())).id();
+        self.tasks.insert(task, id);
+    }
+
     /// An attempt ended: the test runs again as `retry` decides, or its result (folded with
-    /// its earlier attempts) is reported; under `--fail-fast` its failure stops new starts.
+    /// its earlier attempts) is reported.
     fn attempt_ended(
         &mut self,
         r: TestResult,
         shared: &Arc<Shared>,
         sinks: &mut FanOut,
-        stopped: &mut Option<String>,
     ) -> anyhow::Result<()> {
         let id = format!("{}::{}", r.suite, r.name);
         let Some(mut t) = self.running.remove(&id) else {
-            // Its slot went to a panicked task's report: record it as it is.
+            // Not a test in flight (each task reports its own test): record it as it is.
             return self.report(sinks, r);
         };
         let next = t.attempt + 1;
@@ -273,28 +338,28 @@ impl Flight {
                 t.attempt = next;
                 t.started = Instant::now();
                 self.running.insert(id, t);
-                self.set.spawn(test::run(job, shared.clone()));
+                self.spawn(job, shared);
             }
             None => {
                 let r = retry::fold(t.earlier, r);
                 self.report(sinks, r)?;
-                if stopped.is_none() {
-                    *stopped = shared.stop.as_ref().and_then(|s| s.check(&self.results));
-                }
             }
         }
         Ok(())
     }
 
-    /// A panicking test task: report it against whichever test it was.
+    /// A test task that panicked: its own test ends with a harness error naming the panic.
     fn task_failed(&mut self, e: tokio::task::JoinError, sinks: &mut FanOut) -> anyhow::Result<()> {
-        tracing::error!("test task failed: {e}");
-        if let Some(id) = self.running.keys().next().cloned() {
-            let t = self.running.remove(&id).expect("present");
-            let r = t.finish(format!("harness error: {e}"));
-            self.report(sinks, r)?;
-        }
-        Ok(())
+        let test = self.tasks.remove(&e.id());
+        tracing::error!(
+            test = test.as_deref().unwrap_or("?"),
+            "test task failed: {e}"
+        );
+        let Some(t) = test.and_then(|id| self.running.remove(&id)) else {
+            return Ok(());
+        };
+        let r = t.finish(format!("harness error: {}", panic_message(e)));
+        self.report(sinks, r)
     }
 
     /// Cancels every running test (`Stop::cancel_running`): their tasks are dropped, which
@@ -302,6 +367,7 @@ impl Flight {
     async fn cancel(&mut self) -> Vec<String> {
         self.set.abort_all();
         while self.set.join_next().await.is_some() {}
+        self.tasks.clear();
         crate::machine::process::kill_all();
         let ids: Vec<String> = std::mem::take(&mut self.running).into_keys().collect();
         if !ids.is_empty() {
@@ -349,6 +415,20 @@ impl Running {
     }
 }
 
+/// What a failed task says: the panic's message when it panicked.
+fn panic_message(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return e.to_string();
+    }
+    let p = e.into_panic();
+    let text = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    format!("the test's task panicked: {text}")
+}
+
 fn error_result(job: &Job, started: Instant, message: String) -> TestResult {
     TestResult {
         suite: job.test.suite.clone(),
@@ -366,3 +446,6 @@ fn error_result(job: &Job, started: Instant, message: String) -> TestResult {
         updates: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests;
