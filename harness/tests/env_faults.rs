@@ -92,7 +92,7 @@ struct FakeCache {
 impl FakeCache {
     fn new() -> FakeCache {
         let root = tempfile::tempdir().unwrap();
-        let ws = aviary::images::Workspace { root: repo() };
+        let ws = aviary::images::Workspace::at(repo());
         let images = aviary::images::Images {
             manifest: aviary::images::manifest::Manifest::load(&ws.manifest_path()).unwrap(),
             ws,

@@ -23,7 +23,7 @@ fn aviary() -> Command {
 
 /// The stable base image, built if needed, and its sha256.
 fn base_image() -> (PathBuf, String) {
-    let ws = aviary::images::Workspace { root: repo() };
+    let ws = aviary::images::Workspace::at(repo());
     let mut images = aviary::images::Images::open(ws).unwrap();
     let img = images
         .resolve(&aviary::suite::ImageRef::Channel("stable".into()))

@@ -1,6 +1,9 @@
 //! `aviary reproduce` and `aviary spawn`: machines for an engineer, from a repro bundle or by hand.
 
-use super::{run::cmd_run, BadInput};
+use super::{
+    run::{cmd_run, run_in},
+    BadInput,
+};
 use crate::cli::*;
 use crate::images::{Images, Workspace};
 use crate::suite::ImageRef;
@@ -13,10 +16,8 @@ use std::path::{Path, PathBuf};
 pub(super) fn cmd_reproduce(path: &Path, keep: bool, reports: Option<PathBuf>) -> Result<i32> {
     use crate::runner::repro;
     let b = repro::read(path).map_err(|e| BadInput(format!("error: {e}")))?;
-    let ws = Workspace::discover();
-    // SAFETY: set before any thread of Aviary's starts.
-    unsafe { std::env::set_var("AVIARY_MANIFEST", &b.manifest) };
-    let mut images = Images::open(ws)?;
+    let ws = Workspace::discover().with_manifest(b.manifest.clone());
+    let mut images = Images::open(ws.clone())?;
     let mut now = BTreeMap::new();
     for p in b.machines.values().chain(b.releases.values()) {
         let r = if p.image.contains('/') || p.image.ends_with(".qcow2") {
@@ -44,8 +45,11 @@ pub(super) fn cmd_reproduce(path: &Path, keep: bool, reports: Option<PathBuf>) -
         ))
         .into());
     }
-    // SAFETY: as above; the accelerator the failure ran under.
-    unsafe { std::env::set_var("AVIARY_ACCEL", b.accelerator.to_string()) };
+    // The accelerator the failure ran under.
+    let accel = crate::machine::accel::Forced {
+        accel: b.accelerator,
+        by: format!("the repro bundle ({})", path.display()),
+    };
     eprintln!(
         "aviary: reproducing {} (seed {}, {}) from {}",
         b.test,
@@ -53,7 +57,7 @@ pub(super) fn cmd_reproduce(path: &Path, keep: bool, reports: Option<PathBuf>) -
         b.accelerator,
         b.suite_file.display()
     );
-    cmd_run(RunArgs {
+    let args = RunArgs {
         select: SelectArgs {
             suites: vec![b.suite_file.clone()],
             image: repro::image_args(&b),
@@ -68,7 +72,8 @@ pub(super) fn cmd_reproduce(path: &Path, keep: bool, reports: Option<PathBuf>) -
         reports,
         cold: b.cold,
         fail_fast: false,
-    })
+    };
+    run_in(ws, args, Some(accel))
 }
 
 /// Boots N machines from one image (a cluster when several) and keeps them up until Ctrl-C.

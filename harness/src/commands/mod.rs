@@ -270,7 +270,11 @@ fn cmd_probe() -> Result<i32> {
         Some(ch) => images.resolve(&ImageRef::Channel(ch))?.vmlinuz,
         None => None,
     };
-    let d = runtime()?.block_on(accel::detect(&images.cache, kernel.as_deref()));
+    let d = runtime()?.block_on(accel::detect(
+        &images.cache,
+        kernel.as_deref(),
+        accel::forced_by_env().as_ref(),
+    ));
     println!("{}", serde_json::to_string_pretty(&d)?);
     Ok(EXIT_PASS)
 }

@@ -51,6 +51,7 @@ pub(super) fn cmd_qualify(a: QualifyArgs) -> Result<i32> {
         keep_all: false,
         shard: None,
         fail_fast: a.fail_fast,
+        accel: None,
         stop: None,
     };
     let run = execute(&ws, &mut images, &suites, tests, &opts)?;

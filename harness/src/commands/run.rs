@@ -21,8 +21,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
+    run_in(Workspace::discover(), args, None)
+}
+
+/// `aviary run` in `ws`, the accelerator `accel` when given (`aviary reproduce` passes the
+/// bundle's manifest in `ws` and its accelerator here).
+pub(super) fn run_in(ws: Workspace, args: RunArgs, accel: Option<accel::Forced>) -> Result<i32> {
     crate::interrupt::install();
-    let ws = Workspace::discover();
     let mut images = Images::open(ws.clone())?;
     let shard = parse_shard(&args.select)?;
     let suites = load_suites(&ws, &images, &args.select.suites)?;
@@ -43,6 +48,7 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32> {
         keep_all: args.keep_all,
         shard,
         fail_fast: args.fail_fast,
+        accel,
         stop: None,
     };
     Ok(execute(&ws, &mut images, &suites, tests, &opts)?.code)
@@ -60,6 +66,8 @@ pub(super) struct RunOptions {
     pub keep_all: bool,
     pub shard: Option<Shard>,
     pub fail_fast: bool,
+    /// The accelerator to use whatever the probe says (a repro bundle's); else `AVIARY_ACCEL`.
+    pub accel: Option<accel::Forced>,
     /// A caller's rule to end the run early (`aviary qualify`'s budget run); overrides
     /// `fail_fast`.
     pub stop: Option<runner::stop::Stop>,
@@ -102,7 +110,12 @@ pub(super) fn execute(
     let _ = std::os::unix::fs::symlink(&run_id, &latest);
     let rt = runtime()?;
     let kernel = resolved.values().find_map(|r| r.vmlinuz.clone());
-    let decision = rt.block_on(accel::detect(&images.cache, kernel.as_deref()));
+    let forced = o.accel.clone().or_else(accel::forced_by_env);
+    let decision = rt.block_on(accel::detect(
+        &images.cache,
+        kernel.as_deref(),
+        forced.as_ref(),
+    ));
     tracing::info!(accel = %decision.accel, reason = %decision.reason, scale = decision.timeout_scale, "accelerator");
     let info = RunInfo {
         evidence: crate::runner::result::EVIDENCE_FORMAT,

@@ -14,6 +14,9 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct Workspace {
     pub root: PathBuf,
+    /// The releases' manifest when not images/channels.yaml (`$AVIARY_MANIFEST`, a repro
+    /// bundle's).
+    manifest: Option<PathBuf>,
 }
 
 impl Workspace {
@@ -22,21 +25,34 @@ impl Workspace {
         let mut dir = std::env::current_dir().ok();
         while let Some(d) = dir {
             if d.join("images/channels.yaml").is_file() {
-                return Workspace { root: d };
+                return Workspace::at(d);
             }
             dir = d.parent().map(Path::to_path_buf);
         }
+        Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+    }
+
+    /// The workspace at `root`, its manifest `$AVIARY_MANIFEST` when set.
+    pub fn at(root: PathBuf) -> Workspace {
         Workspace {
-            root: Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+            root,
+            manifest: std::env::var_os("AVIARY_MANIFEST").map(PathBuf::from),
+        }
+    }
+
+    /// The same workspace reading its releases from `manifest` (a repro bundle's).
+    pub fn with_manifest(self, manifest: PathBuf) -> Workspace {
+        Workspace {
+            manifest: Some(manifest),
+            ..self
         }
     }
     /// images/channels.yaml, or `$AVIARY_MANIFEST` (e.g. a manifest whose beta is a broken
     /// variant, to prove a suite catches it).
     pub fn manifest_path(&self) -> PathBuf {
-        match std::env::var_os("AVIARY_MANIFEST") {
-            Some(p) => PathBuf::from(p),
-            None => self.root.join("images/channels.yaml"),
-        }
+        self.manifest
+            .clone()
+            .unwrap_or_else(|| self.root.join("images/channels.yaml"))
     }
     pub fn recipe_dir(&self) -> PathBuf {
         self.root.join("images/recipe")

@@ -56,9 +56,30 @@ pub struct AccelDecision {
 /// (2.1 s measured on the 2-core reference host, 2026-11-25).
 pub const REFERENCE_TCG_PROBE_S: f64 = 2.5;
 
+/// An accelerator the user (or a repro bundle) chose, and who chose it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forced {
+    pub accel: Accel,
+    /// Said in the decision's reason: "AVIARY_ACCEL=tcg", "the repro bundle".
+    pub by: String,
+}
+
+/// `AVIARY_ACCEL=tcg|kvm`, if set.
+pub fn forced_by_env() -> Option<Forced> {
+    let accel = match std::env::var("AVIARY_ACCEL").ok().as_deref() {
+        Some("kvm") => Accel::Kvm,
+        Some("tcg") => Accel::Tcg,
+        _ => return None,
+    };
+    Some(Forced {
+        accel,
+        by: format!("AVIARY_ACCEL={accel}"),
+    })
+}
+
 /// Pure decision from the facts gathered.
 pub fn decide(
-    forced: Option<Accel>,
+    forced: Option<&Forced>,
     kvm_node_usable: bool,
     kvm: Option<ProbeOutcome>,
     tcg: Option<ProbeOutcome>,
@@ -70,12 +91,12 @@ pub fn decide(
         _ => 1.0,
     };
     if let Some(f) = forced {
-        let scale = if f == Accel::Tcg {
+        let scale = if f.accel == Accel::Tcg {
             scale_from(&tcg)
         } else {
             1.0
         };
-        return (f, format!("forced by AVIARY_ACCEL={f}"), scale);
+        return (f.accel, format!("forced by {}", f.by), scale);
     }
     if !kvm_node_usable {
         return (
@@ -213,13 +234,12 @@ const KVM_PROBE_DEADLINE: Duration = Duration::from_secs(6);
 const TCG_PROBE_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Decides the accelerator, using the per-host cache in `cache_dir` when it matches.
-/// `AVIARY_ACCEL=tcg|kvm` forces one (the probe still measures TCG's speed).
-pub async fn detect(cache_dir: &Path, kernel: Option<&Path>) -> AccelDecision {
-    let forced = match std::env::var("AVIARY_ACCEL").ok().as_deref() {
-        Some("kvm") => Some(Accel::Kvm),
-        Some("tcg") => Some(Accel::Tcg),
-        _ => None,
-    };
+/// `forced` (`forced_by_env`, or a repro bundle's) wins; the probe still measures TCG's speed.
+pub async fn detect(
+    cache_dir: &Path,
+    kernel: Option<&Path>,
+    forced: Option<&Forced>,
+) -> AccelDecision {
     let key = host_key();
     let cache_file: PathBuf = cache_dir.join("accel-probe.json");
     if let Some(cached) = std::fs::read_to_string(&cache_file)
@@ -319,9 +339,17 @@ mod tests {
 
     #[test]
     fn forcing_wins_and_scale_is_clamped() {
-        let (a, why, _) = decide(Some(Accel::Kvm), false, None, None);
+        let (a, why, _) = decide(
+            Some(&Forced {
+                accel: Accel::Kvm,
+                by: "AVIARY_ACCEL=kvm".into(),
+            }),
+            false,
+            None,
+            None,
+        );
         assert_eq!(a, Accel::Kvm);
-        assert!(why.contains("forced"));
+        assert_eq!(why, "forced by AVIARY_ACCEL=kvm");
         let (_, _, s) = decide(
             None,
             false,

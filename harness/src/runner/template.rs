@@ -58,7 +58,8 @@ pub fn setup_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
     let mut parts = vec![b"setup".to_vec(), plain.into_bytes()];
     for step in &t.steps[..t.setup] {
         parts.push(step.on.clone().into_bytes());
-        parts.push(format!("{:?}", step.kind).into_bytes());
+        // The verb and its arguments, serialized field by field (serde), not their Debug text.
+        parts.push(serde_json::to_vec(&step.kind).ok()?);
         match &step.kind {
             crate::suite::StepKind::Update(u) => {
                 let rel = job.releases.get(&u.to)?;

@@ -150,7 +150,7 @@ pub struct Step {
 }
 
 /// Patterns are kept as written (they may hold `{{ … }}` templates) and compiled after expansion.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Pattern(pub String);
 
 impl Pattern {
@@ -170,7 +170,7 @@ pub fn regex_reason(e: &regex::Error) -> String {
 
 /// What a step does: its verb and the verb's arguments. Each verb is validated in
 /// `suite/verbs/VERB.rs` and run by `runner/steps/VERB.rs`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub enum StepKind {
     Run(RunStep),
     WaitFor(WaitForStep),
@@ -182,7 +182,7 @@ pub enum StepKind {
 }
 
 /// `run`: a command in the guest, its exit status and output checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct RunStep {
     pub cmd: String,
     pub exit: i32,
@@ -192,14 +192,14 @@ pub struct RunStep {
 }
 
 /// `wait_for`: a condition in the guest or on its console, with a deadline.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct WaitForStep {
     pub cond: WaitCond,
     pub timeout: Option<Duration>,
 }
 
 /// `copy`: a host file into the guest, or a guest file into the test's artifact folder.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct CopyStep {
     pub direction: CopyDirection,
     pub from: String,
@@ -207,7 +207,7 @@ pub struct CopyStep {
 }
 
 /// `expect`: facts of the running guest, and slot state read offline from its disk.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ExpectStep {
     pub os_release: BTreeMap<String, String>,
     pub kernel: Option<String>,
@@ -216,7 +216,7 @@ pub struct ExpectStep {
 }
 
 /// `update`: a release offered by Aviary's update server and installed by the guest's agent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct UpdateStep {
     /// Channel of the release offered.
     pub to: String,
@@ -230,7 +230,7 @@ pub struct UpdateStep {
 pub use crate::update_server::PayloadFault;
 
 /// `fault`: breaks the freshly installed (inactive) slot from inside the guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Fault {
     CorruptInactiveSlot,
     PanicInactiveSlot,
@@ -238,7 +238,7 @@ pub enum Fault {
 }
 
 /// Expected offline slot state; unset fields are not checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DiskExpect {
     pub slot: Slot,
     pub active: Option<bool>,
@@ -260,7 +260,7 @@ impl StepKind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub enum WaitCond {
     Unit(String),
     Port(u16),
@@ -268,7 +268,7 @@ pub enum WaitCond {
     Console(Pattern),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum CopyDirection {
     /// Host file → guest path.
     In,
@@ -276,7 +276,7 @@ pub enum CopyDirection {
     Out,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Slot {
     A,
     B,
