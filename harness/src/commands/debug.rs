@@ -20,11 +20,7 @@ pub(super) fn cmd_reproduce(path: &Path, keep: bool, reports: Option<PathBuf>) -
     let mut images = Images::open(ws.clone())?;
     let mut now = BTreeMap::new();
     for p in b.machines.values().chain(b.releases.values()) {
-        let r = if p.image.contains('/') || p.image.ends_with(".qcow2") {
-            ImageRef::Path(PathBuf::from(&p.image))
-        } else {
-            ImageRef::Channel(p.image.clone())
-        };
+        let r = ImageRef::parse(&p.image);
         if let Ok(r) = images.resolve(&r) {
             now.insert(
                 p.image.clone(),

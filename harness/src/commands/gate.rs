@@ -4,7 +4,6 @@ use super::BadInput;
 use crate::cli::*;
 use crate::images::Workspace;
 use crate::report::html_file;
-use crate::runner::result::Outcome;
 use anyhow::Result;
 
 pub(super) fn cmd_gate(a: GateArgs) -> Result<i32> {
@@ -93,16 +92,15 @@ pub(super) fn cmd_report(c: ReportCommand) -> Result<i32> {
             let merged = crate::report::merge::merge(&read, format!("{stamp}-merged"), &out)
                 .map_err(|e| BadInput(e.to_string()))?;
             crate::report::merge::write_run(&merged)?;
-            let count =
-                |f: fn(&Outcome) -> bool| merged.tests.iter().filter(|r| f(&r.outcome)).count();
+            let s = crate::runner::result::RunStats::of(&merged.tests);
             eprintln!(
                 "aviary: merged {} run(s), {} test(s): {} passed ({} flaky), {} failed, {} errors — {}",
                 read.len(),
                 merged.tests.len(),
-                count(|o| matches!(o, Outcome::Passed)),
-                merged.tests.iter().filter(|r| r.flaky).count(),
-                count(|o| matches!(o, Outcome::Failed { .. })),
-                count(|o| matches!(o, Outcome::Error { .. })),
+                s.passed,
+                s.flaky,
+                s.failed,
+                s.errors,
                 out.join("junit.xml").display()
             );
             Ok(EXIT_PASS)

@@ -89,7 +89,7 @@ fn select(suites: &[Suite], sel: &SelectArgs, images: &Images) -> Result<Vec<Tes
     let shard = parse_shard(sel)?;
     let tests = select_all(suites, sel, images)?;
     Ok(match shard {
-        Some(s) => s.select(tests, |t| format!("{}::{}", t.suite, t.name)),
+        Some(s) => s.select(tests, |t| t.id().into()),
         None => tests,
     })
 }
@@ -107,7 +107,7 @@ fn select_all(suites: &[Suite], sel: &SelectArgs, images: &Images) -> Result<Vec
     let mut tests = Vec::new();
     for s in suites {
         for t in &s.tests {
-            let id = format!("{}::{}", s.name, t.name);
+            let id: String = t.id().into();
             if let Some(m) = &matcher {
                 if !m.is_match(&id) && !m.is_match(&t.name) {
                     continue;
@@ -154,7 +154,7 @@ impl ImageOverrides {
 
 fn image_overrides(args: &[String], channels: &[String]) -> Result<ImageOverrides, BadInput> {
     let image = |arg: &str, i: &str| {
-        if i.contains('/') || i.ends_with(".qcow2") {
+        if ImageRef::names_a_file(i) {
             Ok(ImageRef::Path(PathBuf::from(i)))
         } else if channels.iter().any(|c| c == i) {
             Ok(ImageRef::Channel(i.to_string()))

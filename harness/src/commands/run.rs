@@ -10,7 +10,7 @@ use crate::report::{
     html_file::HtmlReporter, junit::JunitReporter, progress::ProgressReporter,
     summary::SummaryReporter, FanOut,
 };
-use crate::runner::result::{Outcome, RunInfo, TestResult};
+use crate::runner::result::{RunInfo, TestResult};
 use crate::runner::test::Job;
 use crate::runner::{self, RunEnd, Shared};
 use crate::shard::Shard;
@@ -301,15 +301,10 @@ async fn run_jobs(
 
 /// Prints the run's counts and says its exit code.
 fn closing_line(results: &[TestResult], end: RunEnd, run_dir: &Path) -> i32 {
-    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
-    let (p, f, e) = (
-        count(|o| matches!(o, Outcome::Passed)),
-        count(|o| matches!(o, Outcome::Failed { .. })),
-        count(|o| matches!(o, Outcome::Error { .. })),
-    );
-    let flaky = results.iter().filter(|r| r.flaky).count();
-    let flaky = if flaky > 0 {
-        format!(" ({flaky} flaky)")
+    let s = crate::runner::result::RunStats::of(results);
+    let (p, f, e) = (s.passed, s.failed, s.errors);
+    let flaky = if s.flaky > 0 {
+        format!(" ({} flaky)", s.flaky)
     } else {
         String::new()
     };
@@ -382,7 +377,7 @@ fn check_memory(tests: &[Test]) -> Result<(), BadInput> {
                 .iter()
                 .map(|m| (m.name.clone(), u64::from(m.memory_mib)))
                 .collect();
-            let id = format!("{}::{}", t.suite, t.name);
+            let id: String = t.id().into();
             runner::schedule::check_host_memory(&id, &machines, total).err()
         })
         .collect();

@@ -70,10 +70,7 @@ impl Watch {
                     StepKind::Update(u) => digest(&u.to).map(Measures::UpdatesInto),
                     _ => None,
                 });
-                (
-                    format!("{}::{}", t.suite, t.name),
-                    boots.chain(updates).collect(),
-                )
+                (t.id().into(), boots.chain(updates).collect())
             })
             .collect()
     }
@@ -86,10 +83,7 @@ impl Watch {
             .filter(|r| r.suite == budget::SUITE)
             .flat_map(|r| budget::samples(&r.machines, &r.updates))
             .collect();
-        let done: BTreeSet<String> = results
-            .iter()
-            .map(|r| format!("{}::{}", r.suite, r.name))
-            .collect();
+        let done: BTreeSet<String> = results.iter().map(|r| r.id().into()).collect();
         self.budgets
             .iter()
             .find_map(|b| self.certain(b, &samples, &done))

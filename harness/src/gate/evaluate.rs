@@ -42,7 +42,7 @@ pub struct TestEvidence {
 
 impl TestEvidence {
     pub fn id(&self) -> String {
-        format!("{}::{}", self.suite, self.name)
+        crate::suite::TestId::new(&self.suite, &self.name).into()
     }
 }
 

@@ -142,7 +142,8 @@ fn cross_check(path: &Path, tests: &[TestEvidence]) -> Result<(), BadInput> {
                 },
                 quick_junit::TestCaseStatus::Skipped { .. } => "skipped",
             };
-            junit.insert(format!("{}::{}", s.name.as_str(), c.name.as_str()), status);
+            let id = crate::suite::TestId::new(s.name.as_str(), c.name.as_str());
+            junit.insert(id.into(), status);
         }
     }
     let sibling = path.with_file_name("summary.json");

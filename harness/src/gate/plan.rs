@@ -59,7 +59,7 @@ pub fn plan(t: &Transition, suites: &[Suite], candidate: &str) -> Result<Vec<Pla
     let mut out = Vec::new();
     for s in suites {
         for test in &s.tests {
-            let id = format!("{}::{}", s.name, test.name);
+            let id: String = test.id().into();
             if ids.contains(&id) {
                 out.push(one(t, test.clone(), candidate));
             }

@@ -67,7 +67,7 @@ pub fn merge(runs: &[RunReport], run_id: String, out: &Path) -> Result<RunReport
             }
         }
         for t in &run.tests {
-            let id = format!("{}::{}", t.suite, t.name);
+            let id: String = t.id().into();
             if let Some(other) = owner.get(&id) {
                 return Err(MergeError::DuplicateTest {
                     test: id,

@@ -69,11 +69,12 @@ impl Reporter for ProgressReporter {
                 ));
             }
             Event::TestStarted { suite, name } => {
-                self.running.push(format!("{suite}::{name}"));
+                self.running
+                    .push(crate::suite::TestId::new(suite, name).into());
                 self.refresh();
             }
             Event::TestFinished { result } => {
-                let id = format!("{}::{}", result.suite, result.name);
+                let id: String = result.id().into();
                 self.running.retain(|r| *r != id);
                 self.bar.inc(1);
                 self.refresh();
@@ -100,7 +101,7 @@ impl Reporter for ProgressReporter {
                 self.line(line);
             }
             Event::TestRetrying { failed, attempt } => {
-                let id = format!("{}::{}", failed.suite, failed.name);
+                let id = failed.id();
                 let mut line = format!(
                     "{:>7} [{:>7.1}s] {id}",
                     format!("TRY {}/{}", attempt + 1, self.attempts),

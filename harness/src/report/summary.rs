@@ -1,7 +1,7 @@
 //! summary.json: the run's facts and every test's outcome, for machines to read.
 
 use super::{Event, Reporter};
-use crate::runner::result::{Outcome, RunInfo, TestResult};
+use crate::runner::result::{RunInfo, RunStats, TestResult};
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -59,18 +59,12 @@ pub struct End<'a> {
 /// `interrupted`, `stopped` (only when the run stopped early), `counts` (`passed` includes
 /// `flaky`), `tests`.
 pub fn document(info: &RunInfo, results: &[TestResult], end: &End) -> serde_json::Value {
-    let count = |f: fn(&TestResult) -> bool| results.iter().filter(|r| f(r)).count();
     let mut doc = json!({
         "aviary": env!("CARGO_PKG_VERSION"),
         "run": info,
         "finished": end.finished,
         "interrupted": end.interrupted,
-        "counts": {
-            "passed": count(|r| matches!(r.outcome, Outcome::Passed)),
-            "failed": count(|r| matches!(r.outcome, Outcome::Failed { .. })),
-            "errors": count(|r| matches!(r.outcome, Outcome::Error { .. })),
-            "flaky": count(|r| r.flaky),
-        },
+        "counts": RunStats::of(results),
         "tests": results,
     });
     if let Some(why) = end.stopped {

@@ -315,7 +315,7 @@ impl Flight {
         shared: &Arc<Shared>,
         sinks: &mut FanOut,
     ) -> anyhow::Result<()> {
-        let id = format!("{}::{}", r.suite, r.name);
+        let id: String = r.id().into();
         let Some(mut t) = self.running.remove(&id) else {
             // Not a test in flight (each task reports its own test): record it as it is.
             return self.report(sinks, r);

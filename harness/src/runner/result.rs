@@ -117,6 +117,37 @@ pub struct TestResult {
     pub updates: Vec<UpdateRecord>,
 }
 
+impl TestResult {
+    pub fn id(&self) -> crate::suite::TestId {
+        crate::suite::TestId::new(&self.suite, &self.name)
+    }
+}
+
+/// A run's results counted once, for summary.json's `counts`, the closing line and the exit
+/// code. `passed` includes the flaky ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RunStats {
+    pub passed: usize,
+    pub failed: usize,
+    pub errors: usize,
+    pub flaky: usize,
+}
+
+impl RunStats {
+    pub fn of(results: &[TestResult]) -> RunStats {
+        let mut s = RunStats::default();
+        for r in results {
+            match r.outcome {
+                Outcome::Passed => s.passed += 1,
+                Outcome::Failed { .. } => s.failed += 1,
+                Outcome::Error { .. } => s.errors += 1,
+            }
+            s.flaky += usize::from(r.flaky);
+        }
+        s
+    }
+}
+
 /// One earlier attempt of a retried test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rerun {

@@ -32,7 +32,7 @@ pub struct Job {
 
 impl Job {
     pub fn id(&self) -> String {
-        format!("{}::{}", self.test.suite, self.test.name)
+        self.test.id().into()
     }
 }
 

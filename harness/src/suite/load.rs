@@ -364,7 +364,7 @@ impl Validator<'_> {
 
     pub(super) fn image_ref(&mut self, s: &S<String>, field: &str) -> ImageRef {
         let v = s.value.trim();
-        if v.contains('/') || v.ends_with(".qcow2") {
+        if ImageRef::names_a_file(v) {
             let p = PathBuf::from(v);
             let p = if p.is_absolute() { p } else { self.dir.join(p) };
             if !p.is_file() {

@@ -30,6 +30,33 @@ pub struct Suite {
     pub tests: Vec<Test>,
 }
 
+/// A test's name across suites: `SUITE::TEST`, as reports, filters, the policy and the gate
+/// write it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TestId(String);
+
+impl TestId {
+    pub fn new(suite: &str, test: &str) -> TestId {
+        TestId(format!("{suite}::{test}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<TestId> for String {
+    fn from(id: TestId) -> String {
+        id.0
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Test {
     pub name: String,
@@ -46,6 +73,12 @@ pub struct Test {
     pub setup: usize,
     /// The setup steps, then the test's own.
     pub steps: Vec<Step>,
+}
+
+impl Test {
+    pub fn id(&self) -> TestId {
+        TestId::new(&self.suite, &self.name)
+    }
 }
 
 /// How a test's machines start.
@@ -83,6 +116,23 @@ pub enum ImageRef {
     Channel(String),
     /// A qcow2 file given by path.
     Path(PathBuf),
+}
+
+impl ImageRef {
+    /// The one rule wherever an image is named (suite, `--image`, repro bundle): a path when
+    /// it has a `/` or ends in `.qcow2`, else a channel.
+    pub fn names_a_file(image: &str) -> bool {
+        image.contains('/') || image.ends_with(".qcow2")
+    }
+
+    /// `image` by that rule, unchecked.
+    pub fn parse(image: &str) -> ImageRef {
+        if ImageRef::names_a_file(image) {
+            ImageRef::Path(PathBuf::from(image))
+        } else {
+            ImageRef::Channel(image.to_string())
+        }
+    }
 }
 
 impl fmt::Display for ImageRef {
