@@ -146,36 +146,40 @@ pub async fn run(
     run_with(jobs, shared, sinks, exec, Signals::listen()?).await
 }
 
-/// SIGINT and SIGTERM, as the run listens for them (`listen`), or never (the runner's own tests,
-/// which share a process with tests that raise signals).
-pub struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+/// What interrupts a run: SIGINT and SIGTERM (`listen`), or names sent on a channel (the
+/// runner's own tests, which share a process with tests that raise signals).
+pub enum Signals {
+    Os(tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+    Channel(tokio::sync::mpsc::UnboundedReceiver<String>),
+}
 
 impl Signals {
     pub fn listen() -> std::io::Result<Signals> {
-        Ok(Signals(Some((
+        Ok(Signals::Os(
             signal(SignalKind::interrupt())?,
             signal(SignalKind::terminate())?,
-        ))))
+        ))
     }
 
-    pub fn ignore() -> Signals {
-        Signals(None)
-    }
-
-    /// A signal that arrived during setup (`crate::interrupt`), when listening.
+    /// A signal that arrived during setup (`crate::interrupt`), when listening to the OS.
     fn early(&self) -> Option<String> {
-        self.0.as_ref()?;
-        crate::interrupt::early().map(String::from)
+        match self {
+            Signals::Os(..) => crate::interrupt::early().map(String::from),
+            Signals::Channel(_) => None,
+        }
     }
 
-    /// The next signal's name; never, when ignoring.
+    /// The next interrupt's name (never, once a channel is closed).
     async fn next(&mut self) -> String {
-        match &mut self.0 {
-            Some((int, term)) => tokio::select! {
+        match self {
+            Signals::Os(int, term) => tokio::select! {
                 _ = int.recv() => "SIGINT".into(),
                 _ = term.recv() => "SIGTERM".into(),
             },
-            None => std::future::pending().await,
+            Signals::Channel(rx) => match rx.recv().await {
+                Some(why) => why,
+                None => std::future::pending().await,
+            },
         }
     }
 }

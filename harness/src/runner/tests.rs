@@ -99,6 +99,17 @@ async fn play(
     retries: u32,
     stop: Option<Stop>,
 ) -> (Vec<TestResult>, RunEnd, u32) {
+    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    play_with(names, jobs_at_once, retries, stop, rx).await
+}
+
+async fn play_with(
+    names: &[(&str, Script)],
+    jobs_at_once: usize,
+    retries: u32,
+    stop: Option<Stop>,
+    interrupts: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> (Vec<TestResult>, RunEnd, u32) {
     let dir = tempfile::tempdir().unwrap();
     let list: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
     let started = Arc::new(AtomicU32::new(0));
@@ -108,7 +119,7 @@ async fn play(
         shared(jobs_at_once, retries, stop),
         &mut sinks,
         scripted(names, started.clone()),
-        Signals::ignore(),
+        Signals::Channel(interrupts),
     );
     let (results, end) = tokio::time::timeout(Duration::from_secs(5), run)
         .await
@@ -190,4 +201,25 @@ async fn fail_fast_starts_nothing_after_a_failure_and_lets_the_running_finish() 
             cancelled: vec![],
         })
     );
+}
+
+#[tokio::test]
+async fn an_interrupt_ends_the_running_as_interrupted_and_the_waiting_as_not_run() {
+    use Script::*;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let play = play_with(&[("a", Pass), ("b", Hang), ("c", Pass)], 1, 0, None, rx);
+    let interrupt = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tx.send("SIGINT".to_string()).unwrap();
+    };
+    let ((results, end, started), ()) = tokio::join!(play, interrupt);
+    assert_eq!(end, RunEnd::Interrupted);
+    assert_eq!(started, 2, "c never started");
+    assert_eq!(outcome(&results, "a"), [&Outcome::Passed]);
+    let message = |name| match outcome(&results, name).as_slice() {
+        [Outcome::Error { message, .. }] => message.clone(),
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(message("b"), "interrupted by SIGINT while running");
+    assert_eq!(message("c"), "not run: the run was interrupted by SIGINT");
 }
