@@ -160,6 +160,8 @@ fn run_state(o: &mut String, summary: &Value, tests: &[&Value]) {
             "<p class=\"banner\">Interrupted: {}. Tests that did not finish are not listed.</p>",
             html(why)
         );
+    } else if let Some(why) = summary["stopped"].as_str() {
+        let _ = writeln!(o, "<p class=\"banner\">Stopped early: {}.</p>", html(why));
     } else if summary["finished"].as_bool() != Some(true) {
         let _ = writeln!(
             o,
@@ -637,5 +639,12 @@ mod tests {
         );
         assert!(page.contains("Interrupted: SIGINT &lt;ctrl-c&gt;"));
         assert!(page.contains("ERROR"));
+        let page = render(
+            &json!({"finished": true, "stopped": "--fail-fast: s::a failed; 2 test(s) not started; they are not in the reports", "tests": []}),
+            None,
+        );
+        assert!(page.contains(
+            "Stopped early: --fail-fast: s::a failed; 2 test(s) not started; they are not in the reports."
+        ));
     }
 }
