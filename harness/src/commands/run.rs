@@ -278,7 +278,6 @@ async fn run_jobs(
         Box::new(ProgressReporter::new()),
         Box::new(JunitReporter::new(run_dir.join("junit.xml"))),
         Box::new(SummaryReporter::new(run_dir.join("summary.json"))),
-        // Reads the summary.json written just before it.
         Box::new(HtmlReporter::new(run_dir.clone())),
     ]);
     let (results, end) = runner::run(jobs, shared.clone(), &mut sinks).await?;

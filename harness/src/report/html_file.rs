@@ -75,6 +75,15 @@ pub fn write_report(run_dir: &Path, verdict: Option<&Path>) -> Result<PathBuf, H
             "not an Aviary summary (expected an object with a `tests` array)",
         ));
     }
+    write_page(run_dir, &summary, verdict)
+}
+
+/// Writes `run_dir/report.html` from the summary document and the verdict (as `write_report`).
+fn write_page(
+    run_dir: &Path,
+    summary: &Value,
+    verdict: Option<&Path>,
+) -> Result<PathBuf, HtmlReportError> {
     let default_verdict = run_dir.join("verdict.json");
     let verdict_path = match verdict {
         Some(p) => Some(p.to_path_buf()),
@@ -93,7 +102,7 @@ pub fn write_report(run_dir: &Path, verdict: Option<&Path>) -> Result<PathBuf, H
         }
         None => None,
     };
-    let page = html::render(&summary, verdict.as_ref());
+    let page = html::render(summary, verdict.as_ref());
     let path = run_dir.join("report.html");
     let tmp = run_dir.join("report.html.tmp");
     let write_err = |source| HtmlReportError::Write {
@@ -105,33 +114,67 @@ pub fn write_report(run_dir: &Path, verdict: Option<&Path>) -> Result<PathBuf, H
     Ok(path)
 }
 
-/// Rewrites report.html whenever summary.json is: it must come after the SummaryReporter in
-/// the FanOut, which writes the file this one reads.
+/// Rewrites report.html whenever the run's record changes, from its own record of the events
+/// (the same document summary.json holds), not by reading the file back.
 pub struct HtmlReporter {
     run_dir: PathBuf,
+    record: super::summary::RunRecord,
 }
 
 impl HtmlReporter {
     pub fn new(run_dir: PathBuf) -> Self {
-        HtmlReporter { run_dir }
+        HtmlReporter {
+            run_dir,
+            record: Default::default(),
+        }
     }
 }
 
 impl Reporter for HtmlReporter {
     fn on_event(&mut self, ev: &Event) -> anyhow::Result<()> {
-        match ev {
-            Event::TestStarted { .. } | Event::TestRetrying { .. } => Ok(()),
-            Event::RunStarted { .. } | Event::TestFinished { .. } | Event::RunFinished { .. } => {
-                write_report(&self.run_dir, None)?;
-                Ok(())
-            }
+        if !self.record.apply(ev) {
+            return Ok(());
         }
+        if let Some(summary) = self.record.document() {
+            write_page(&self.run_dir, &summary, None)?;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reporter_renders_from_the_events_without_reading_summary_json() {
+        use crate::report::read::tests::{info, test};
+        use crate::runner::result::Outcome;
+        let d = tempfile::tempdir().unwrap();
+        let mut r = HtmlReporter::new(d.path().to_path_buf());
+        r.on_event(&Event::RunStarted {
+            info: info("r1"),
+            total: 1,
+        })
+        .unwrap();
+        let failed = Outcome::Failed {
+            message: "expected exit 0, got 1".into(),
+            detail: String::new(),
+        };
+        r.on_event(&Event::TestFinished {
+            result: test("users", failed),
+        })
+        .unwrap();
+        r.on_event(&Event::RunFinished {
+            interrupted: None,
+            stopped: Some("--fail-fast: s::users failed; 0 test(s) not started".into()),
+        })
+        .unwrap();
+        assert!(!d.path().join("summary.json").exists());
+        let page = std::fs::read_to_string(d.path().join("report.html")).unwrap();
+        assert!(page.contains("expected exit 0, got 1"), "{page}");
+        assert!(page.contains("Stopped early: --fail-fast: s::users failed"));
+    }
 
     #[test]
     fn errors_name_the_file_and_the_json_location() {

@@ -6,41 +6,61 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
+/// What the run's events said so far: its facts, the finished tests and how it ended. The
+/// summary and HTML reporters each keep one and render it.
+#[derive(Debug, Default)]
+pub struct RunRecord {
+    pub info: Option<RunInfo>,
+    pub results: Vec<TestResult>,
+    pub interrupted: Option<String>,
+    pub stopped: Option<String>,
+    pub finished: bool,
+}
+
+impl RunRecord {
+    /// Takes in an event; true when the record changed.
+    pub fn apply(&mut self, ev: &Event) -> bool {
+        match ev {
+            Event::RunStarted { info, .. } => self.info = Some(info.clone()),
+            Event::TestFinished { result } => self.results.push(result.clone()),
+            Event::RunFinished {
+                interrupted,
+                stopped,
+            } => {
+                self.interrupted = interrupted.clone();
+                self.stopped = stopped.clone();
+                self.finished = true;
+            }
+            Event::TestStarted { .. } | Event::TestRetrying { .. } => return false,
+        }
+        true
+    }
+
+    fn end(&self) -> End<'_> {
+        End {
+            finished: self.finished,
+            interrupted: self.interrupted.as_deref(),
+            stopped: self.stopped.as_deref(),
+        }
+    }
+
+    /// The summary.json document, once the run has started.
+    pub fn document(&self) -> Option<serde_json::Value> {
+        Some(document(self.info.as_ref()?, &self.results, &self.end()))
+    }
+}
+
 pub struct SummaryReporter {
     path: PathBuf,
-    info: Option<RunInfo>,
-    results: Vec<TestResult>,
-    interrupted: Option<String>,
-    stopped: Option<String>,
-    finished: bool,
+    record: RunRecord,
 }
 
 impl SummaryReporter {
     pub fn new(path: PathBuf) -> Self {
         SummaryReporter {
             path,
-            info: None,
-            results: Vec::new(),
-            interrupted: None,
-            stopped: None,
-            finished: false,
+            record: RunRecord::default(),
         }
-    }
-
-    fn write(&self) -> Result<()> {
-        let Some(info) = &self.info else {
-            return Ok(());
-        };
-        write(
-            &self.path,
-            info,
-            &self.results,
-            &End {
-                finished: self.finished,
-                interrupted: self.interrupted.as_deref(),
-                stopped: self.stopped.as_deref(),
-            },
-        )
     }
 }
 
@@ -85,19 +105,12 @@ pub fn write(path: &Path, info: &RunInfo, results: &[TestResult], end: &End) -> 
 
 impl Reporter for SummaryReporter {
     fn on_event(&mut self, ev: &Event) -> Result<()> {
-        match ev {
-            Event::RunStarted { info, .. } => self.info = Some(info.clone()),
-            Event::TestFinished { result } => self.results.push(result.clone()),
-            Event::RunFinished {
-                interrupted,
-                stopped,
-            } => {
-                self.interrupted = interrupted.clone();
-                self.stopped = stopped.clone();
-                self.finished = true;
-            }
-            Event::TestStarted { .. } | Event::TestRetrying { .. } => return Ok(()),
+        if !self.record.apply(ev) {
+            return Ok(());
         }
-        self.write()
+        let Some(info) = &self.record.info else {
+            return Ok(());
+        };
+        write(&self.path, info, &self.record.results, &self.record.end())
     }
 }
