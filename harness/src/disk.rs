@@ -67,6 +67,39 @@ fn extract_sectors(image: &Path, skip: u64, count: u64) -> Result<tempfile::Name
     Ok(tmp)
 }
 
+/// Copies a partition (`count` sectors from `skip`) into a sparse temporary file (removed when
+/// dropped) with `qemu-img convert`, which skips what the image never wrote and the zeros: a
+/// 1800-MiB root slot holding ~400 MiB of data copies that, where `qemu-img dd` wrote all 1800
+/// (9 s with the guest paused, on this host under load).
+fn extract_partition(image: &Path, skip: u64, count: u64) -> Result<tempfile::NamedTempFile> {
+    let tmp = tempfile::NamedTempFile::new()?;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(image)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .with_context(|| format!("reading {}", image.display()))?;
+    let format = if &magic == b"QFI\xfb" { "qcow2" } else { "raw" };
+    // A raw view of the partition over the image; commas in a path are doubled in QEMU options.
+    let opts = format!(
+        "driver=raw,offset={},size={},file.driver={format},file.file.driver=file,file.file.filename={}",
+        skip * 512,
+        count * 512,
+        image.display().to_string().replace(',', ",,")
+    );
+    let out = Command::new("qemu-img")
+        .args(["convert", "-U", "-O", "raw", "--image-opts", &opts])
+        .arg(tmp.path())
+        .output()
+        .context("running qemu-img convert")?;
+    if !out.status.success() {
+        bail!(
+            "qemu-img convert of {} failed: {}",
+            image.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(tmp)
+}
+
 /// The GPT of a disk image, read from its first MiB.
 pub fn partitions(image: &Path) -> Result<Vec<Partition>> {
     let head = read_sectors(image, 0, 2048)?;
@@ -107,7 +140,7 @@ pub fn read_file(image: &Path, label: &str, path: &str) -> Result<Vec<u8>> {
     let p = find(&parts, label)?;
     // The partition goes to a file debugfs reads (BOOT is 64 MiB: held in memory, it made
     // Aviary's peak RSS 82 MiB in a run with one `expect: disk`).
-    let fs = extract_sectors(image, p.first_lba, p.last_lba - p.first_lba + 1)?;
+    let fs = extract_partition(image, p.first_lba, p.last_lba - p.first_lba + 1)?;
     // A filesystem the guest has mounted keeps recent writes in its journal: replay it into the
     // copy (never the disk itself) so debugfs sees them. Nothing to do on ext2.
     let _ = Command::new("e2fsck")
@@ -347,6 +380,8 @@ mod tests {
         let b = s.iter().find(|x| x.slot == "B").unwrap();
         assert!(b.tried && !b.good && !b.active, "{s:?}");
         assert!(s.iter().find(|x| x.slot == "A").unwrap().active);
+        // The same disk as a raw file reads the same.
+        assert_eq!(grub_slots(&p.join("disk.raw")).unwrap(), s);
         let e = grub_slots(&p.join("disk.raw").with_file_name("missing.qcow2")).unwrap_err();
         assert!(e.to_string().contains("missing.qcow2"), "{e}");
     }
