@@ -55,16 +55,26 @@ fn extract_sectors(image: &Path, skip: u64, count: u64) -> Result<tempfile::Name
         .arg(format!("count={}", count / bs))
         .arg(format!("if={}", image.display()))
         .arg(format!("of={}", tmp.path().display()))
-        .output()
-        .context("running qemu-img dd")?;
+        .output();
+    qemu_img_done(out, "dd", image)?;
+    Ok(tmp)
+}
+
+/// Checks how a `qemu-img VERB` of `image` went.
+fn qemu_img_done(
+    out: std::io::Result<std::process::Output>,
+    verb: &str,
+    image: &Path,
+) -> Result<()> {
+    let out = out.with_context(|| format!("running qemu-img {verb}"))?;
     if !out.status.success() {
         bail!(
-            "qemu-img dd of {} failed: {}",
+            "qemu-img {verb} of {} failed: {}",
             image.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(tmp)
+    Ok(())
 }
 
 /// Copies a partition (`count` sectors from `skip`) into a sparse temporary file (removed when
@@ -88,15 +98,8 @@ fn extract_partition(image: &Path, skip: u64, count: u64) -> Result<tempfile::Na
     let out = Command::new("qemu-img")
         .args(["convert", "-U", "-O", "raw", "--image-opts", &opts])
         .arg(tmp.path())
-        .output()
-        .context("running qemu-img convert")?;
-    if !out.status.success() {
-        bail!(
-            "qemu-img convert of {} failed: {}",
-            image.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+        .output();
+    qemu_img_done(out, "convert", image)?;
     Ok(tmp)
 }
 
