@@ -16,7 +16,7 @@ PACKAGES=(
 )
 
 # QEMU comes from bookworm-backports (10.0), not bookworm (7.2): under TCG the same boot costs
-# about a tenth less host CPU there (README, "Measured here"), and machines of this kind ship a
+# about a tenth less host CPU there (docs/benchmarks.md), and machines of this kind ship a
 # backported qemu-utils already. Aviary itself also runs on 7.2.
 BACKPORTS_LIST=/etc/apt/sources.list.d/aviary-bookworm-backports.list
 # VMs and overlays: installed, or kept, only at their backported version.

@@ -52,7 +52,7 @@ const STEPS: &str = "    steps:\n      - reboot: node\n";
 fn bad_input_table_suite_unknown_key() {
     assert_eq!(
         suite(&one_test(&format!("{MACHINES}    stepz: []\n"))),
-        "error: suites/t.yaml:5:5: unknown field `stepz`, expected one of name, description, machines, timeout, checks, boot, setup, steps\n  hint: see README.md, section 'Suite language', for the keys each level takes"
+        "error: suites/t.yaml:5:5: unknown field `stepz`, expected one of name, description, machines, timeout, checks, boot, setup, steps\n  hint: see docs/suite-language.md for the keys each level takes"
     );
 }
 

@@ -184,7 +184,7 @@ fn yaml_hint(message: &str) -> Option<String> {
 /// Hints for suite files, over [`yaml_hint`]'s.
 fn hint_for(message: &str) -> Option<String> {
     if message.contains("unknown field") || message.contains("unknown variant") {
-        Some("see README.md, section 'Suite language', for the keys each level takes".into())
+        Some("see docs/suite-language.md for the keys each level takes".into())
     } else if message == "expected end of mapping after enum variant value" {
         Some(verbs::ONE_KEY.into())
     } else {

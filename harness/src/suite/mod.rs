@@ -17,7 +17,7 @@
 //!    (`StepError::Failed` when the guest falls short, `Infra` when the host does). Register it
 //!    in `runner/steps/mod.rs`: `mod VERB;` and one dispatch line in `run_step`.
 //!
-//! Then document it in README.md, section "Suite language" (the example and its notes); the
+//! Then document it in docs/suite-language.md (the example and its notes); the
 //! `ONE_KEY` hint is quoted in README's bad-input table and `bad_input/table.rs`. Tests: loading
 //! and its errors in `suite/tests.rs`, the handler's pure parts inline, the guest side in
 //! `harness/tests/vm.rs`.
