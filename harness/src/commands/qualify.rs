@@ -217,13 +217,13 @@ fn budget_stop(
     candidate: &str,
     suite: &crate::suite::Suite,
 ) -> Option<crate::runner::stop::Stop> {
-    use crate::gate::budget_watch::{Release, Watch};
+    use crate::gate::{budget::Side, budget_watch::Watch};
     let digest = |c: &str| {
         let r = images.manifest.channels.get(c)?;
         Some(r.disk.as_ref()?.sha256.clone())
     };
     let release = |c: &str| {
-        Some(Release {
+        Some(Side {
             label: format!("{c} {}", images.manifest.channels.get(c)?.version),
             digest: digest(c)?,
         })

@@ -171,9 +171,9 @@ pub fn samples(machines: &[MachineReport], updates: &[UpdateRecord]) -> Vec<Samp
 
 /// A release as the budgets name it: "beta 1001.0.0", and its disk digest.
 #[derive(Debug, Clone)]
-pub struct Side<'a> {
+pub struct Side {
     pub label: String,
-    pub digest: &'a str,
+    pub digest: String,
 }
 
 pub(super) fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -212,8 +212,8 @@ fn grew_most(samples: &[Sample], candidate: &Side, baseline: &Side) -> Option<(P
     PARTS
         .iter()
         .filter_map(|p| {
-            let c = median(values(samples, candidate.digest, *p))?;
-            let b = median(values(samples, baseline.digest, *p))?;
+            let c = median(values(samples, &candidate.digest, *p))?;
+            let b = median(values(samples, &baseline.digest, *p))?;
             Some((*p, c - b))
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))
@@ -255,8 +255,8 @@ pub fn evaluate(
             continue;
         };
         let (cv, bv) = (
-            values(samples, candidate.digest, b.phase),
-            values(samples, base.digest, b.phase),
+            values(samples, &candidate.digest, b.phase),
+            values(samples, &base.digest, b.phase),
         );
         let (Some(c), Some(m)) = (median(cv.clone()), median(bv.clone())) else {
             unmeasured.push(out.len());
@@ -330,9 +330,8 @@ mod tests {
         }
     }
 
-    fn sides() -> (Side<'static>, Side<'static>) {
-        let b: &'static str = Box::leak("b".repeat(64).into_boxed_str());
-        let a: &'static str = Box::leak("a".repeat(64).into_boxed_str());
+    fn sides() -> (Side, Side) {
+        let (b, a) = ("b".repeat(64), "a".repeat(64));
         (
             Side {
                 label: "beta 1001.0.0".into(),

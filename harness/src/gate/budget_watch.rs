@@ -4,7 +4,7 @@
 //! (`runner::stop`), so a candidate that is only slower is held after two boots of each release
 //! rather than three, and a definite regression is reported as soon as it is certain.
 
-use super::budget::{self, Budget, Sample};
+use super::budget::{self, Budget, Sample, Side};
 use crate::runner::result::TestResult;
 use crate::suite::{ImageRef, StepKind, Test};
 use std::collections::BTreeSet;
@@ -18,17 +18,10 @@ pub enum Measures {
     UpdatesInto(String),
 }
 
-/// A release as the watch names it: "beta 1001.0.0", and its disk digest.
-#[derive(Debug, Clone)]
-pub struct Release {
-    pub label: String,
-    pub digest: String,
-}
-
 pub struct Watch {
     budgets: Vec<Budget>,
-    candidate: Release,
-    baseline: Release,
+    candidate: Side,
+    baseline: Side,
     /// Each planned test's id and what it may measure.
     planned: Vec<(String, Vec<Measures>)>,
 }
@@ -36,8 +29,8 @@ pub struct Watch {
 impl Watch {
     pub fn new(
         budgets: Vec<Budget>,
-        candidate: Release,
-        baseline: Release,
+        candidate: Side,
+        baseline: Side,
         planned: Vec<(String, Vec<Measures>)>,
     ) -> Watch {
         Watch {
@@ -90,7 +83,7 @@ impl Watch {
     }
 
     fn certain(&self, b: &Budget, samples: &[Sample], done: &BTreeSet<String>) -> Option<String> {
-        let side = |r: &Release, fill: f64| {
+        let side = |r: &Side, fill: f64| {
             let seen = budget::values(samples, &r.digest, b.phase);
             let left = self.left(done, b, &r.digest);
             (bound(seen.clone(), left, fill), seen, left)
@@ -167,11 +160,11 @@ mod tests {
                 ratio: Some(1.25),
                 abs: Some(10.0),
             }],
-            Release {
+            Side {
                 label: "beta 1001.0.0".into(),
                 digest: "b".into(),
             },
-            Release {
+            Side {
                 label: "stable 1000.0.0".into(),
                 digest: "a".into(),
             },

@@ -467,11 +467,11 @@ fn budgets(t: &Transition, release: &Release, runs: &[RunEvidence], out: &mut Ve
         .collect();
     let candidate = Side {
         label: format!("{} {}", t.from, release.version),
-        digest: &release.digest,
+        digest: release.digest.clone(),
     };
     let baseline = release.baseline.as_ref().map(|(v, d)| Side {
         label: format!("{} {v}", t.to),
-        digest: d,
+        digest: d.clone(),
     });
     let held_elsewhere = out.iter().any(|r| r.status == Status::Fail);
     let stop = runs.iter().find_map(|r| {
