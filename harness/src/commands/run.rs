@@ -263,6 +263,7 @@ async fn run_jobs(
         budget,
         manifest_path: ws.manifest_path(),
         kept: Mutex::new(Vec::new()),
+        platform: Arc::new(crate::machine::Qemu),
         stop: o
             .stop
             .clone()
@@ -288,7 +289,7 @@ async fn run_jobs(
             kept.len()
         );
         for m in &kept {
-            eprintln!("  {}: {}", m.name, m.endpoint().ssh_command());
+            eprintln!("  {}: {}", m.name(), m.endpoint().ssh_command());
         }
         let _ = tokio::signal::ctrl_c().await;
     }

@@ -13,7 +13,7 @@ pub mod template;
 pub mod test;
 
 use crate::images::manifest::Manifest;
-use crate::machine::Machine;
+use crate::machine::{Machine, Platform};
 use crate::report::{Event, FanOut};
 use result::{Outcome, RunInfo, TestResult};
 use std::collections::{BTreeMap, VecDeque};
@@ -38,7 +38,9 @@ pub struct Shared {
     /// The manifest the run's channels come from (recorded in repro bundles).
     pub manifest_path: PathBuf,
     /// Machines left up by --keep-on-failure, shut down when the user interrupts.
-    pub kept: Mutex<Vec<Machine>>,
+    pub kept: Mutex<Vec<Box<dyn Machine>>>,
+    /// Where the tests' machines come from: `machine::Qemu`, or a script in unit tests.
+    pub platform: Arc<dyn Platform>,
     /// Boot-once snapshots of this run; None with `--cold`.
     pub snapshots: Option<snapshot::Cache>,
     /// When to end the run before its last test (`--fail-fast`, or a caller's rule): the

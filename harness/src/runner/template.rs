@@ -8,7 +8,7 @@ use super::result::{Outcome, UpdateRecord};
 use super::snapshot::TemplateError;
 use super::test::{aviary_exe, post_checks, run_steps, update_servers, Job, Trail};
 use super::Shared;
-use crate::machine::{Machine, MachineError, MachineOpts};
+use crate::machine::{MachineError, MachineOpts};
 use crate::suite::{BootMode, Checks};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -329,7 +329,9 @@ async fn make_template(
     let mut machines = BTreeMap::new();
     machines.insert(
         name.clone(),
-        Machine::create(o)
+        shared
+            .platform
+            .create(o)
             .await
             .map_err(|e| TemplateError::Harness(e.to_string()))?,
     );
@@ -359,7 +361,7 @@ async fn make_template(
         }
         ready_s = t0.elapsed().as_secs_f64();
         let m = machines.get_mut(&name).expect("inserted");
-        let findings = post_checks(Checks::default(), &name, m, shared).await;
+        let findings = post_checks(Checks::default(), &name, m.as_mut(), shared).await;
         if findings.is_empty() {
             Ok(())
         } else if setup.is_some() {
@@ -405,10 +407,10 @@ async fn make_template(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn image(name: &str, sha: &str) -> crate::images::ResolvedImage {
+    pub(crate) fn image(name: &str, sha: &str) -> crate::images::ResolvedImage {
         crate::images::ResolvedImage {
             name: name.into(),
             channel: Some(name.into()),

@@ -47,7 +47,7 @@ pub struct Trail {
 pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
     let started = Instant::now();
     let mut trail = Trail::default();
-    let mut machines: BTreeMap<String, Machine> = BTreeMap::new();
+    let mut machines: BTreeMap<String, Box<dyn Machine>> = BTreeMap::new();
     let limit = shared.scaled(job.test.timeout);
     let body = body(&job, &shared, &mut machines, &mut trail);
     let mut outcome = match tokio::time::timeout(limit, body).await {
@@ -73,7 +73,7 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
     // Checks and artifacts, whatever happened.
     let mut findings = Vec::new();
     for (name, m) in machines.iter_mut() {
-        findings.extend(post_checks(job.test.checks, name, m, &shared).await);
+        findings.extend(post_checks(job.test.checks, name, m.as_mut(), &shared).await);
     }
     if !findings.is_empty() {
         let text = findings.join("\n");
@@ -119,9 +119,9 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
             image: img.name.clone(),
             version: img.version.clone(),
             sha256: img.sha256.clone(),
-            boots: m.boots.clone(),
-            first_command_s: m.first_command_s,
-            first_command_at_ms: m.first_command_at_ms,
+            boots: m.timeline().boots.clone(),
+            first_command_s: m.timeline().first_command_s,
+            first_command_at_ms: m.timeline().first_command_at_ms,
             ssh: keep.then(|| endpoint.ssh_command()),
         });
     }
@@ -150,7 +150,7 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
 async fn body(
     job: &Job,
     shared: &Shared,
-    machines: &mut BTreeMap<String, Machine>,
+    machines: &mut BTreeMap<String, Box<dyn Machine>>,
     trail: &mut Trail,
 ) -> Outcome {
     let log = &mut trail.log;
@@ -220,7 +220,7 @@ async fn body(
     }
     for (opts, _) in prepared {
         let name = opts.name.clone();
-        match Machine::create(opts).await {
+        match shared.platform.create(opts).await {
             Ok(m) => {
                 machines.insert(name, m);
             }
@@ -317,29 +317,27 @@ fn machine_opts(
 /// Boots every machine at once, records when each answers Aviary's first command, and logs
 /// when each came up. The first machine that did not boot decides the outcome.
 async fn boot_all(
-    machines: &mut BTreeMap<String, Machine>,
+    machines: &mut BTreeMap<String, Box<dyn Machine>>,
     log: &mut String,
 ) -> Result<(), Outcome> {
     let boots = machines.values_mut().map(|m| async move {
         let r = m.boot().await;
         if r.is_ok() {
             // Aviary's first command: record when the guest answers it.
-            if let Ok(ssh) = m.ssh() {
-                let t0 = m.boot_started;
-                if ssh
-                    .check(
-                        "cat /proc/sys/kernel/random/boot_id",
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .is_ok()
-                {
-                    m.first_command_s = t0.map(|t| t.elapsed().as_secs_f64());
-                    m.first_command_at_ms = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_millis());
-                }
+            let t0 = m.timeline().boot_started;
+            if m.check(
+                "cat /proc/sys/kernel/random/boot_id",
+                Duration::from_secs(30),
+            )
+            .await
+            .is_ok()
+            {
+                let t = m.timeline_mut();
+                t.first_command_s = t0.map(|t| t.elapsed().as_secs_f64());
+                t.first_command_at_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_millis());
             }
             m.probe_phases().await;
         }
@@ -351,14 +349,15 @@ async fn boot_all(
         }
     }
     for m in machines.values() {
-        if let Some(b) = m.boots.last() {
+        let t = m.timeline();
+        if let Some(b) = t.boots.last() {
             let _ = writeln!(
                 log,
                 "{} up: SSH banner {:.1}s, login {:.1}s after QEMU start; first command answered at {:.1}s",
-                m.name,
+                m.name(),
                 b.qemu_to_ssh_banner_s,
                 b.qemu_to_login_s,
-                m.first_command_s.unwrap_or(f64::NAN)
+                t.first_command_s.unwrap_or(f64::NAN)
             );
         }
     }
@@ -370,7 +369,7 @@ async fn boot_all(
 pub(super) async fn run_steps(
     job: &Job,
     range: std::ops::Range<usize>,
-    machines: &mut BTreeMap<String, Machine>,
+    machines: &mut BTreeMap<String, Box<dyn Machine>>,
     servers: &BTreeMap<String, crate::update_server::UpdateServer>,
     shared: &Shared,
     dir: &std::path::Path,
@@ -478,21 +477,20 @@ fn machine_outcome(e: MachineError, doing: &str) -> Outcome {
 pub(super) async fn post_checks(
     c: Checks,
     name: &str,
-    m: &mut Machine,
+    m: &mut dyn Machine,
     shared: &Shared,
 ) -> Vec<String> {
     let mut findings = Vec::new();
     let t = shared.scaled(Duration::from_secs(60));
-    if let Ok(ssh) = m.ssh() {
-        let ssh = ssh.clone();
-        if let Ok(j) = ssh
+    if m.is_running() {
+        if let Ok(j) = m
             .check("sudo journalctl -b --no-pager -o short-monotonic", t)
             .await
         {
-            let _ = std::fs::write(m.dir.join("journal.txt"), &j);
+            let _ = std::fs::write(m.dir().join("journal.txt"), &j);
         }
         if c.journal {
-            if let Ok(j) = ssh
+            if let Ok(j) = m
                 .check(
                     "sudo journalctl -b --no-pager -o cat _TRANSPORT=kernel + _PID=1",
                     t,
@@ -507,7 +505,7 @@ pub(super) async fn post_checks(
             }
         }
         if c.failed_units {
-            if let Ok(out) = ssh.check("systemctl --failed --no-legend --plain", t).await {
+            if let Ok(out) = m.check("systemctl --failed --no-legend --plain", t).await {
                 let units = checks::failed_units(&out);
                 if !units.is_empty() {
                     findings.push(format!("{name}: failed units: {}", units.join(", ")));
@@ -517,7 +515,7 @@ pub(super) async fn post_checks(
     }
     if c.console {
         findings.extend(
-            checks::scan(&m.console.snapshot(), "console")
+            checks::scan(&m.console().snapshot(), "console")
                 .into_iter()
                 .map(|f| format!("{name}: {f}")),
         );

@@ -6,6 +6,8 @@ use crate::report::read::tests::test as passed_as;
 use crate::runner::stop::Stop;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+mod lifecycle;
+
 /// What a scripted attempt does.
 #[derive(Clone, Copy)]
 enum Script {
@@ -48,9 +50,15 @@ fn jobs(names: &[&str], dir: &std::path::Path) -> Vec<Job> {
 }
 
 fn shared(jobs: usize, retries: u32, stop: Option<Stop>) -> Arc<Shared> {
+    Arc::new(base_shared(jobs, retries, stop))
+}
+
+/// A run's shared state for unit tests: `jobs` at once, `retries`, QEMU machines (which the
+/// scripted executor never makes; `lifecycle.rs` puts a fake in).
+fn base_shared(jobs: usize, retries: u32, stop: Option<Stop>) -> Shared {
     let mut info = crate::report::read::tests::info("r");
     info.retries = retries;
-    Arc::new(Shared {
+    Shared {
         info,
         manifest: Manifest {
             ignition_fw_cfg: String::new(),
@@ -63,9 +71,10 @@ fn shared(jobs: usize, retries: u32, stop: Option<Stop>) -> Arc<Shared> {
         budget: schedule::Budget::new(schedule::Jobs::Fixed(jobs), 2, 24_000),
         manifest_path: PathBuf::new(),
         kept: Mutex::new(Vec::new()),
+        platform: Arc::new(crate::machine::Qemu),
         snapshots: None,
         stop,
-    })
+    }
 }
 
 /// An executor that plays each test's script; counts the attempts it started.

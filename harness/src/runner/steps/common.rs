@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 /// The step's machine (the loader checked that the test declares it). Takes the map, not the
 /// whole `StepEnv`, so that the step log can be written while the machine is borrowed.
 pub(super) fn machine_of<'m>(
-    machines: &'m mut BTreeMap<String, Machine>,
+    machines: &'m mut BTreeMap<String, Box<dyn Machine>>,
     on: &str,
-) -> &'m mut Machine {
-    machines.get_mut(on).expect("validated machine")
+) -> &'m mut dyn Machine {
+    machines.get_mut(on).expect("validated machine").as_mut()
 }
 
 /// A step's string with its `{{ … }}` placeholders filled in (`StepEnv::values`).

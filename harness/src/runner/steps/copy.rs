@@ -12,12 +12,12 @@ pub(super) async fn handle(
     step: &CopyStep,
 ) -> Result<(), StepError> {
     let values = env.values(on);
-    let ssh = machine_of(env.machines, on).ssh()?.clone();
+    let m = machine_of(env.machines, on);
     let (from, to) = (&step.from, &step.to);
     match step.direction {
         CopyDirection::In => {
             let to = fill(&values, to)?;
-            ssh.upload(Path::new(from), &to)
+            m.upload(Path::new(from), &to)
                 .await
                 .map_err(|e| StepError::Failed(format!("copy {from} → {on}:{to}: {e:#}")))?;
             let _ = writeln!(env.log, "copied {from} → {on}:{to}");
@@ -25,7 +25,7 @@ pub(super) async fn handle(
         CopyDirection::Out => {
             let from = fill(&values, from)?;
             let dest = env.test_dir.join(to);
-            ssh.download(&from, &dest).await.map_err(|e| {
+            m.download(&from, &dest).await.map_err(|e| {
                 StepError::Failed(format!("copy {on}:{from} → {}: {e:#}", dest.display()))
             })?;
             let _ = writeln!(env.log, "copied {on}:{from} → {}", dest.display());

@@ -4,12 +4,10 @@
 use super::common::{fail, fill, machine_of};
 use super::slots::booted_slot;
 use super::{StepEnv, StepError};
-use crate::disk::{self, SlotState};
-use crate::machine::Machine;
+use crate::disk::SlotState;
 use crate::suite::{DiskExpect, ExpectStep};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::time::Duration;
 
 pub(super) async fn handle(
     env: &mut StepEnv<'_>,
@@ -19,16 +17,15 @@ pub(super) async fn handle(
     let values = env.values(on);
     let machine = machine_of(env.machines, on);
     if let Some(want) = &step.disk {
-        let seen = disk_slots(machine).await?;
+        let seen = machine.read_slots().await?;
         let _ = writeln!(env.log, "disk of {on}: {}", describe(&seen));
         check_disk(want, &seen).map_err(|m| StepError::Failed(format!("on {on}: {m}")))?;
         if step.os_release.is_empty() && step.kernel.is_none() && step.slot.is_none() {
             return Ok(());
         }
     }
-    let ssh = machine.ssh()?.clone();
     let t = env.run_timeout;
-    let out = ssh
+    let out = machine
         .check(
             "cat /etc/os-release; echo @@; uname -r; echo @@; cat /proc/cmdline",
             t,
@@ -97,25 +94,6 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
             (k.trim().to_string(), v.to_string())
         })
         .collect()
-}
-
-/// Reads slot state from the machine's disk: the guest flushes, QEMU pauses, the host reads
-/// the overlay through qemu-img (no mount, no root), QEMU resumes.
-async fn disk_slots(m: &mut Machine) -> Result<Vec<SlotState>, StepError> {
-    let running = m.is_running();
-    if running {
-        if let Ok(ssh) = m.ssh() {
-            let _ = ssh.exec("sync", Duration::from_secs(60)).await;
-        }
-        m.qmp("stop", serde_json::json!({})).await?;
-    }
-    let overlay = m.overlay().to_path_buf();
-    let r = tokio::task::spawn_blocking(move || disk::grub_slots(&overlay)).await;
-    if running {
-        m.qmp("cont", serde_json::json!({})).await?;
-    }
-    r.map_err(|e| StepError::Infra(e.to_string()))?
-        .map_err(|e| StepError::Infra(format!("{e:#}")))
 }
 
 /// Compares the expected slot state with what the disk says.

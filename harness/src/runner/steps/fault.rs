@@ -23,7 +23,6 @@ pub(super) async fn handle(env: &mut StepEnv<'_>, on: &str, f: Fault) -> Result<
         ),
     };
     let out = m
-        .ssh()?
         .exec(&cmd, Duration::from_secs(120))
         .await
         .map_err(|e| failed(format!("applying fault {f:?}: {e:#}")))?;

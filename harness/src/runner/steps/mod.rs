@@ -44,7 +44,7 @@ impl From<MachineError> for StepError {
 }
 
 pub struct StepEnv<'a> {
-    pub machines: &'a mut BTreeMap<String, Machine>,
+    pub machines: &'a mut BTreeMap<String, Box<dyn Machine>>,
     pub images: &'a BTreeMap<String, ResolvedImage>,
     /// Releases that `update` steps may offer, by channel.
     pub releases: &'a BTreeMap<String, ResolvedImage>,

@@ -7,15 +7,16 @@ use std::fmt::Write;
 pub(super) async fn handle(env: &mut StepEnv<'_>, on: &str) -> Result<(), StepError> {
     let _ = writeln!(env.log, "reboot {on}");
     let machine = machine_of(env.machines, on);
-    let (t0, resets) = (std::time::Instant::now(), machine.resets);
+    let (t0, resets) = (std::time::Instant::now(), machine.timeline().resets);
     machine.reboot().await?;
     machine.probe_phases().await;
     let b = machine
+        .timeline()
         .boots
         .last()
         .map(|b| b.qemu_to_login_s)
         .unwrap_or(0.0);
-    let resets = machine.resets - resets;
+    let resets = machine.timeline().resets - resets;
     let _ = writeln!(
         env.log,
         "{on} is back {:.1}s after the reboot request ({} QEMU start(s): {resets} guest reset(s) during boot); last QEMU start to SSH login {b:.1}s",

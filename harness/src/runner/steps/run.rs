@@ -15,8 +15,7 @@ pub(super) async fn handle(
     let exit = step.exit;
     let limit = step.timeout.unwrap_or(env.run_timeout);
     let machine = machine_of(env.machines, on);
-    let ssh = machine.ssh()?.clone();
-    let out = match ssh.exec(&cmd, limit).await {
+    let out = match machine.exec(&cmd, limit).await {
         Ok(out) => out,
         Err(e) => {
             return Err(match machine.unexpected_exit() {

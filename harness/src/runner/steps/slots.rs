@@ -7,9 +7,8 @@ use crate::machine::Machine;
 use std::time::Duration;
 
 /// The slot the guest booted and the other one.
-pub(super) async fn slots(m: &Machine, t: Duration) -> Result<(String, String), StepError> {
+pub(super) async fn slots(m: &dyn Machine, t: Duration) -> Result<(String, String), StepError> {
     let cmdline = m
-        .ssh()?
         .check("cat /proc/cmdline", t)
         .await
         .map_err(|e| failed(format!("reading /proc/cmdline: {e:#}")))?;
@@ -23,14 +22,13 @@ pub(super) async fn slots(m: &Machine, t: Duration) -> Result<(String, String), 
 }
 
 /// The boot state as the guest sees it.
-pub(super) async fn grubenv(m: &Machine) -> Result<String, StepError> {
-    m.ssh()?
-        .check(
-            "sudo grub-editenv /boot/grub/grubenv list",
-            Duration::from_secs(60),
-        )
-        .await
-        .map_err(|e| failed(format!("reading grubenv: {e:#}")))
+pub(super) async fn grubenv(m: &dyn Machine) -> Result<String, StepError> {
+    m.check(
+        "sudo grub-editenv /boot/grub/grubenv list",
+        Duration::from_secs(60),
+    )
+    .await
+    .map_err(|e| failed(format!("reading grubenv: {e:#}")))
 }
 
 /// The slot the guest booted, from `rauc.slot=` on the kernel command line.

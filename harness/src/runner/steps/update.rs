@@ -94,7 +94,7 @@ const AGENT: &str = "sudo aviary-update-agent --server http://10.0.2.100";
 
 /// Offers a release to the machine and runs its update agent.
 async fn update(
-    m: &mut Machine,
+    m: &mut dyn Machine,
     server: &UpdateServer,
     a: UpdateArgs<'_>,
 ) -> Result<(), StepError> {
@@ -105,14 +105,13 @@ async fn update(
     let before = grubenv(m).await?;
     if a.cut_power {
         // Start the agent, wait for RAUC to report writing the slot, then pull the plug.
-        let mark = m.console.mark();
-        m.ssh()?
-            .fire(&format!("{AGENT} >/dev/null 2>&1"))
+        let mark = m.console().mark();
+        m.fire(&format!("{AGENT} >/dev/null 2>&1"))
             .await
             .map_err(|e| failed(format!("starting the update agent: {e:#}")))?;
         let writing =
             Regex::new(r"aviary-update-agent: .*(Copying image|installing)").expect("static regex");
-        let console = m.console.clone();
+        let console = m.console().clone();
         let line = tokio::time::timeout(t, console.wait_for(mark, &writing))
             .await
             .map_err(|_| {
@@ -133,7 +132,6 @@ async fn update(
         return Ok(());
     }
     let out = m
-        .ssh()?
         .exec(&format!("{AGENT} 2>&1"), t)
         .await
         .map_err(|e| failed(format!("running the update agent: {e:#}")))?;
@@ -154,7 +152,6 @@ async fn update(
         .collect();
     let _ = writeln!(a.log, "update server saw: {}", requests.join(", "));
     let sentinel = m
-        .ssh()?
         .exec("test -e /run/reboot-required", Duration::from_secs(60))
         .await
         .map_err(|e| failed(format!("{e:#}")))?

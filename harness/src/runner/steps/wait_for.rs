@@ -3,8 +3,8 @@
 
 use super::common::{fail, fill, machine_of, pattern, sq};
 use super::{StepEnv, StepError};
+use crate::machine::Machine;
 use crate::runner::lookup::Values;
-use crate::ssh::Ssh;
 use crate::suite::{Pattern, WaitCond, WaitForStep};
 use std::fmt::Write;
 use std::time::Duration;
@@ -46,8 +46,8 @@ pub(super) async fn handle(
             )
         }
     };
-    let ssh = machine_of(env.machines, on).ssh()?.clone();
-    let out = ssh
+    let m = machine_of(env.machines, on);
+    let out = m
         .exec(&guest_cmd, limit + Duration::from_secs(10))
         .await
         .map_err(|e| StepError::Failed(format!("waiting for {what} on {on}: {e:#}")))?;
@@ -58,7 +58,7 @@ pub(super) async fn handle(
             "{what} on {on}: not reached within {:.0}s",
             limit.as_secs_f64()
         )),
-        3 => unit_failed(&ssh, &what, on, &unit.unwrap_or_default()).await,
+        3 => unit_failed(m, &what, on, &unit.unwrap_or_default()).await,
         4 => fail(format!(
             "{what} on {on}: the unit is masked (LoadState=masked): it can never start"
         )),
@@ -81,7 +81,7 @@ async fn console(
     limit: Duration,
 ) -> Result<(), StepError> {
     let (p, re) = pattern(values, p)?;
-    let console = machine_of(env.machines, on).console.clone();
+    let console = machine_of(env.machines, on).console().clone();
     match tokio::time::timeout(limit, console.wait_for(0, &re)).await {
         Ok(line) => {
             let _ = writeln!(env.log, "console of {on} matched /{p}/: {line}");
@@ -96,8 +96,8 @@ async fn console(
 
 /// The unit failed: the failure quotes the unit's own last words, which say why (a health
 /// check, say).
-async fn unit_failed(ssh: &Ssh, what: &str, on: &str, u: &str) -> Result<(), StepError> {
-    let why = ssh
+async fn unit_failed(m: &dyn Machine, what: &str, on: &str, u: &str) -> Result<(), StepError> {
+    let why = m
         .exec(
             &format!("sudo journalctl -b -u {} -n 6 -o cat --no-pager", sq(u)),
             Duration::from_secs(60),
