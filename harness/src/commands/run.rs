@@ -280,6 +280,7 @@ async fn run_jobs(
         Box::new(JunitReporter::new(run_dir.join("junit.xml"))),
         Box::new(SummaryReporter::new(run_dir.join("summary.json"))),
         Box::new(HtmlReporter::new(run_dir.clone())),
+        Box::new(crate::report::steps_log::StepsLogReporter::new()),
     ]);
     let (results, end) = runner::run(jobs, shared.clone(), &mut sinks).await?;
     let kept = std::mem::take(&mut *shared.kept.lock().unwrap_or_else(|e| e.into_inner()));

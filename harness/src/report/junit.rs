@@ -49,7 +49,7 @@ impl Reporter for JunitReporter {
                 self.write()
             }
             Event::RunFinished { .. } => self.write(),
-            Event::TestStarted { .. } | Event::TestRetrying { .. } => Ok(()),
+            Event::TestStarted { .. } | Event::TestRetrying { .. } | Event::Step { .. } => Ok(()),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Reporters subscribe to run events: terminal progress, JUnit, JSON summary, HTML page.
+//! Reporters subscribe to run events: terminal progress, JUnit, JSON summary, HTML page, and
+//! each test's steps.log.
 
 pub mod html;
 pub mod html_file;
@@ -6,6 +7,7 @@ pub mod junit;
 pub mod merge;
 pub mod progress;
 pub mod read;
+pub mod steps_log;
 pub mod summary;
 pub mod text;
 
@@ -28,6 +30,15 @@ pub enum Event {
     },
     TestFinished {
         result: TestResult,
+    },
+    /// Something a running test did (its steps.log, live).
+    Step {
+        test: crate::suite::TestId,
+        /// The attempt's folder.
+        dir: std::path::PathBuf,
+        /// When, in milliseconds since the Unix epoch.
+        at_ms: u128,
+        step: steps_log::StepEvent,
     },
     RunFinished {
         interrupted: Option<String>,

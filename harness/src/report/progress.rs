@@ -2,13 +2,15 @@
 //! `PASS`, `FAIL`, `ERROR`, `FLAKY 2/3` (passed on attempt 2 of at most 3), and a `TRY 2/3`
 //! line with the failed attempt's time when a retry starts.
 
+use super::steps_log::StepEvent;
 use super::{Event, Reporter};
 use crate::runner::result::Outcome;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct ProgressReporter {
     bar: ProgressBar,
-    running: Vec<String>,
+    /// The running tests, each with the step it is at.
+    running: Vec<(String, Option<String>)>,
     /// Attempts a test gets at most: 1 + `--retries`.
     attempts: u32,
 }
@@ -38,7 +40,15 @@ impl ProgressReporter {
     }
 
     fn refresh(&self) {
-        self.bar.set_message(self.running.join(", "));
+        let now: Vec<String> = self
+            .running
+            .iter()
+            .map(|(id, step)| match step {
+                Some(s) => format!("{id} {s}"),
+                None => id.clone(),
+            })
+            .collect();
+        self.bar.set_message(now.join(", "));
     }
 }
 
@@ -70,12 +80,12 @@ impl Reporter for ProgressReporter {
             }
             Event::TestStarted { suite, name } => {
                 self.running
-                    .push(crate::suite::TestId::new(suite, name).into());
+                    .push((crate::suite::TestId::new(suite, name).into(), None));
                 self.refresh();
             }
             Event::TestFinished { result } => {
                 let id: String = result.id().into();
-                self.running.retain(|r| *r != id);
+                self.running.retain(|(r, _)| *r != id);
                 self.bar.inc(1);
                 self.refresh();
                 let label = if result.flaky {
@@ -119,6 +129,17 @@ impl Reporter for ProgressReporter {
                 }
                 self.line(line);
             }
+            Event::Step {
+                test,
+                step: StepEvent::Started { index, verb, .. },
+                ..
+            } => {
+                if let Some(r) = self.running.iter_mut().find(|(r, _)| r == test.as_str()) {
+                    r.1 = Some(format!("(step {index}: {verb})"));
+                    self.refresh();
+                }
+            }
+            Event::Step { .. } => {}
             Event::RunFinished {
                 interrupted,
                 stopped,

@@ -31,7 +31,9 @@ impl RunRecord {
                 self.stopped = stopped.clone();
                 self.finished = true;
             }
-            Event::TestStarted { .. } | Event::TestRetrying { .. } => return false,
+            Event::TestStarted { .. } | Event::TestRetrying { .. } | Event::Step { .. } => {
+                return false
+            }
         }
         true
     }

@@ -11,6 +11,7 @@ pub mod steps;
 pub mod stop;
 pub mod template;
 pub mod test;
+pub mod trail;
 
 use crate::images::manifest::Manifest;
 use crate::machine::{Machine, Platform};
@@ -131,9 +132,12 @@ fn queue(jobs: Vec<Job>, shared: &Shared) -> VecDeque<(Job, schedule::Waiting)> 
     pending
 }
 
-/// Runs one attempt of a test: `test::run` on real machines; the runner's own tests script it.
+/// Runs one attempt of a test, telling its step events as it goes: `test::run`; the runner's
+/// own tests script it.
 pub type Exec = Arc<
-    dyn Fn(Job, Arc<Shared>) -> futures_util::future::BoxFuture<'static, TestResult> + Send + Sync,
+    dyn Fn(Job, Arc<Shared>, trail::Tell) -> futures_util::future::BoxFuture<'static, TestResult>
+        + Send
+        + Sync,
 >;
 
 /// Runs `jobs` as the scheduler's budget admits them (`shared.budget`), each retried as `retry` decides up to
@@ -144,7 +148,7 @@ pub async fn run(
     shared: Arc<Shared>,
     sinks: &mut FanOut,
 ) -> anyhow::Result<(Vec<TestResult>, RunEnd)> {
-    let exec: Exec = Arc::new(|job, shared| Box::pin(test::run(job, shared)));
+    let exec: Exec = Arc::new(|job, shared, tell| Box::pin(test::run(job, shared, Some(tell))));
     run_with(jobs, shared, sinks, exec, Signals::listen()?).await
 }
 
@@ -198,12 +202,14 @@ pub async fn run_with(
         info: shared.info.clone(),
         total: jobs.len(),
     })?;
+    let (tx, mut steps) = tokio::sync::mpsc::unbounded_channel();
     let mut flight = Flight {
         running: BTreeMap::new(),
         set: JoinSet::new(),
         tasks: BTreeMap::new(),
         results: Vec::new(),
         exec,
+        tx,
     };
     // A signal during setup (before these streams existed) was remembered: start nothing.
     let mut interrupted: Option<String> = signals.early();
@@ -227,7 +233,12 @@ pub async fn run_with(
             break;
         }
         tokio::select! {
+            Some(ev) = steps.recv() => sinks.emit(&ev)?,
             done = flight.set.join_next_with_id() => {
+                // The task's last step events were sent before it ended: they go first.
+                while let Ok(ev) = steps.try_recv() {
+                    sinks.emit(&ev)?;
+                }
                 match done {
                     Some(Ok((task, r))) => {
                         flight.tasks.remove(&task);
@@ -248,7 +259,10 @@ pub async fn run_with(
     }
     let not_run = pending.len();
     if let Some(why) = &interrupted {
-        flight.interrupt(why, pending, sinks).await?;
+        flight.interrupt(why, pending, sinks, &mut steps).await?;
+    }
+    while let Ok(ev) = steps.try_recv() {
+        sinks.emit(&ev)?;
     }
     let end = match (&interrupted, stopped) {
         (Some(_), _) => RunEnd::Interrupted,
@@ -277,6 +291,8 @@ struct Flight {
     tasks: BTreeMap<tokio::task::Id, String>,
     results: Vec<TestResult>,
     exec: Exec,
+    /// Where the tests send their step events (`trail::Tell`).
+    tx: tokio::sync::mpsc::UnboundedSender<Event>,
 }
 
 impl Flight {
@@ -309,7 +325,12 @@ impl Flight {
     /// Runs one attempt in a task of its own, remembering whose task it is.
     fn spawn(&mut self, job: Job, shared: &Arc<Shared>) {
         let id = job.id();
-        let task = self.set.spawn((self.exec)(job, shared.clone())).id();
+        let tell = trail::Tell {
+            tx: self.tx.clone(),
+            test: job.test.id(),
+            dir: job.dir.clone(),
+        };
+        let task = self.set.spawn((self.exec)(job, shared.clone(), tell)).id();
         self.tasks.insert(task, id);
     }
 
@@ -389,11 +410,16 @@ impl Flight {
         why: &str,
         pending: VecDeque<(Job, schedule::Waiting)>,
         sinks: &mut FanOut,
+        steps: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
     ) -> anyhow::Result<()> {
         // Dropping the tasks drops their machines, which kills every QEMU group.
         self.set.abort_all();
         while self.set.join_next().await.is_some() {}
         crate::machine::process::kill_all();
+        // How far each got is in its steps.log before it is reported interrupted.
+        while let Ok(ev) = steps.try_recv() {
+            sinks.emit(&ev)?;
+        }
         for (_, t) in std::mem::take(&mut self.running) {
             let r = t.finish(format!("interrupted by {why} while running"));
             self.report(sinks, r)?;

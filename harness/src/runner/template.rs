@@ -6,7 +6,8 @@
 
 use super::result::{Outcome, UpdateRecord};
 use super::snapshot::TemplateError;
-use super::test::{aviary_exe, post_checks, run_steps, update_servers, Job, Trail};
+use super::test::{aviary_exe, post_checks, run_steps, update_servers, Job};
+use super::trail::{Log, Trail};
 use super::Shared;
 use crate::machine::{MachineError, MachineOpts};
 use crate::suite::{BootMode, Checks};
@@ -203,7 +204,7 @@ async fn make_setup_template(
     let o = from_snapshot(o, job, shared, &notes)
         .await
         .map_err(TemplateError::Boot)?;
-    let mut log = String::new();
+    let mut log = Log::new(None);
     for n in notes.into_inner().unwrap_or_else(|e| e.into_inner()) {
         let _ = writeln!(log, "{n}");
     }
@@ -388,7 +389,7 @@ async fn make_template(
         }
     };
     if let Some(s) = &setup {
-        let _ = std::fs::write(dir.join("setup.log"), &s.trail.log);
+        let _ = std::fs::write(dir.join("setup.log"), s.trail.log.as_str());
     }
     let state_bytes = saved?;
     Ok(super::snapshot::Template {
@@ -402,7 +403,7 @@ async fn make_template(
             .as_ref()
             .map(|s| s.trail.updates.clone())
             .unwrap_or_default(),
-        setup: setup.map(|s| s.trail.log),
+        setup: setup.map(|s| s.trail.log.into_text()),
     })
 }
 

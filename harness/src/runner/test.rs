@@ -2,9 +2,11 @@
 
 use super::result::{MachineReport, Outcome, TestResult, UpdateRecord};
 use super::steps::{run_step, StepEnv, StepError};
+use super::trail::{Log, Tell, Trail};
 use super::Shared;
 use crate::checks;
 use crate::machine::{Machine, MachineError, MachineOpts};
+use crate::report::steps_log::StepEnd;
 use crate::suite::{Checks, Test};
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
@@ -36,17 +38,13 @@ impl Job {
     }
 }
 
-/// What a test (or a template's setup) writes down as it goes: its step log and every update
-/// step's record.
-#[derive(Debug, Default)]
-pub struct Trail {
-    pub log: String,
-    pub updates: Vec<UpdateRecord>,
-}
-
-pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
+/// Runs one attempt of a test; its step log goes to `tell` as it is written.
+pub async fn run(job: Job, shared: Arc<Shared>, tell: Option<Tell>) -> TestResult {
     let started = Instant::now();
-    let mut trail = Trail::default();
+    let mut trail = Trail {
+        log: Log::new(tell),
+        updates: Vec::new(),
+    };
     let mut machines: BTreeMap<String, Box<dyn Machine>> = BTreeMap::new();
     let limit = shared.scaled(job.test.timeout);
     let body = body(&job, &shared, &mut machines, &mut trail);
@@ -132,7 +130,6 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
             .unwrap_or_else(|e| e.into_inner())
             .extend(std::mem::take(&mut machines).into_values());
     }
-    let _ = std::fs::write(job.dir.join("steps.log"), &log);
     TestResult {
         suite: job.test.suite.clone(),
         name: job.test.name.clone(),
@@ -140,7 +137,7 @@ pub async fn run(job: Job, shared: Arc<Shared>) -> TestResult {
         duration: started.elapsed(),
         artifacts: job.dir.clone(),
         machines: reports,
-        log,
+        log: log.into_text(),
         reruns: Vec::new(),
         flaky: false,
         updates,
@@ -248,7 +245,7 @@ async fn body(
 fn cluster_segment(
     job: &Job,
     sock_dir: &std::path::Path,
-    log: &mut String,
+    log: &mut Log,
 ) -> Result<Option<crate::machine::segment::Segment>, Outcome> {
     let members: Vec<String> = job
         .test
@@ -318,7 +315,7 @@ fn machine_opts(
 /// when each came up. The first machine that did not boot decides the outcome.
 async fn boot_all(
     machines: &mut BTreeMap<String, Box<dyn Machine>>,
-    log: &mut String,
+    log: &mut Log,
 ) -> Result<(), Outcome> {
     let boots = machines.values_mut().map(|m| async move {
         let r = m.boot().await;
@@ -397,16 +394,19 @@ pub(super) async fn run_steps(
         .skip(range.start)
     {
         let t = Instant::now();
-        let _ = writeln!(
-            env.log,
-            "--- {}step {} ({} at {})",
-            if i < test.setup { "setup " } else { "" },
+        env.log.started(
             i + 1,
             step.kind.verb(),
-            step.loc
+            step.loc.to_string(),
+            i < test.setup,
         );
         let r = run_step(step, env).await;
-        let _ = writeln!(env.log, "    ({:.1}s)", t.elapsed().as_secs_f64());
+        let end = match &r {
+            Ok(()) => StepEnd::Passed,
+            Err(StepError::Failed(_)) => StepEnd::Failed,
+            Err(StepError::Infra(_)) => StepEnd::Error,
+        };
+        env.log.finished(i + 1, end, t.elapsed().as_secs_f64());
         let place = || format!("step {} ({}, {})", i + 1, step.kind.verb(), step.loc);
         match r {
             Ok(()) => {}

@@ -81,7 +81,7 @@ fn base_shared(jobs: usize, retries: u32, stop: Option<Stop>) -> Shared {
 fn scripted(scripts: &[(&str, Script)], started: Arc<AtomicU32>) -> Exec {
     let scripts: BTreeMap<String, Script> =
         scripts.iter().map(|(n, s)| (n.to_string(), *s)).collect();
-    Arc::new(move |job: Job, _shared: Arc<Shared>| {
+    Arc::new(move |job: Job, _shared: Arc<Shared>, _tell| {
         started.fetch_add(1, Ordering::SeqCst);
         let script = scripts[&job.test.name];
         Box::pin(async move {

@@ -54,7 +54,7 @@ pub struct StepEnv<'a> {
     pub test_dir: &'a Path,
     pub run_timeout: Duration,
     pub wait_timeout: Duration,
-    pub log: &'a mut String,
+    pub log: &'a mut super::trail::Log,
     /// Every `update` step's offer and what became of it, for the reports (the gate's evidence).
     pub updates: &'a mut Vec<super::result::UpdateRecord>,
 }

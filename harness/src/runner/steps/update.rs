@@ -71,7 +71,7 @@ struct UpdateArgs<'a> {
     refused: bool,
     cut_power: bool,
     timeout: Duration,
-    log: &'a mut String,
+    log: &'a mut crate::runner::trail::Log,
     /// What became of the offer, filled in as the step learns it (it starts as `Failed`).
     record: &'a mut UpdateRecord,
 }

@@ -100,8 +100,10 @@ async fn run_fake(tests: &str, platform: FakePlatform, o: Opts) -> Ran {
     }
     let shared = Arc::new(shared);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let exec: Exec = Arc::new(|job, shared| Box::pin(test::run(job, shared)));
-    let mut sinks = FanOut(Vec::new());
+    let exec: Exec = Arc::new(|job, shared, tell| Box::pin(test::run(job, shared, Some(tell))));
+    let mut sinks = FanOut(vec![Box::new(
+        crate::report::steps_log::StepsLogReporter::new(),
+    )]);
     let run = run_with(jobs, shared.clone(), &mut sinks, exec, Signals::Channel(rx));
     let interrupt = async {
         let Some(line) = o.interrupt_at else { return };
@@ -275,6 +277,10 @@ async fn an_interrupt_in_the_middle_of_a_step_ends_the_test_and_its_machine() {
     // The test's task was dropped mid-step, and its machine with it (a QEMU machine's drop
     // kills its process group).
     assert_eq!(ran.calls("node").last().unwrap(), "dropped while up");
+    // Its steps.log, written as it went, says where it was.
+    let log = std::fs::read_to_string(ran.dir.path().join("t/steps.log")).unwrap();
+    assert!(log.contains("node up: SSH banner"), "{log}");
+    assert!(log.ends_with("--- step 1 (run at s.yaml:6:9)\n"), "{log}");
 }
 
 #[tokio::test]
