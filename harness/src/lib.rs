@@ -8,6 +8,7 @@ pub mod clock;
 pub mod commands;
 pub mod disk;
 pub mod error;
+pub mod failure;
 pub mod gate;
 pub mod ignition;
 pub mod images;

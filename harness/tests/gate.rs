@@ -165,6 +165,7 @@ fn a_failing_release_is_held_and_the_failure_named() {
         Outcome::Failed {
             message: "step 1 (run, suites/provisioning.yaml:6:9): exit 1".into(),
             detail: "x".into(),
+            cause: None,
         },
     );
     let before = std::fs::read_to_string(ws.path().join("images/channels.yaml")).unwrap();

@@ -92,6 +92,7 @@ fn summary_json() -> String {
         Outcome::Failed {
             message: "expected slot B".into(),
             detail: "slot A".into(),
+            cause: None,
         },
     );
     failed.machines = vec![MachineReport {
@@ -115,6 +116,7 @@ fn summary_json() -> String {
         outcome: Outcome::Error {
             message: "m".into(),
             detail: "d".into(),
+            cause: None,
         },
         duration: std::time::Duration::from_millis(500),
         artifacts: "/tmp/r/s/flaky".into(),

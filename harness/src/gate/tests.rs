@@ -421,10 +421,12 @@ impl Fixture {
             "failed" => Outcome::Failed {
                 message: "it broke".into(),
                 detail: "x".into(),
+                cause: None,
             },
             _ => Outcome::Error {
                 message: "it broke".into(),
                 detail: "x".into(),
+                cause: None,
             },
         };
         let mut info = crate::report::read::tests::info(run_id);

@@ -160,6 +160,7 @@ mod tests {
         let failed = Outcome::Failed {
             message: "expected exit 0, got 1".into(),
             detail: String::new(),
+            cause: None,
         };
         r.on_event(&Event::TestFinished {
             result: test("users", failed),

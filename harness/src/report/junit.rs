@@ -109,7 +109,16 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
             time += r.duration;
             let mut status = match &r.outcome {
                 Outcome::Passed => TestCaseStatus::success(),
-                Outcome::Failed { message, detail } | Outcome::Error { message, detail } => {
+                Outcome::Failed {
+                    message,
+                    detail,
+                    cause,
+                }
+                | Outcome::Error {
+                    message,
+                    detail,
+                    cause,
+                } => {
                     let kind = if matches!(r.outcome, Outcome::Failed { .. }) {
                         NonSuccessKind::Failure
                     } else {
@@ -117,10 +126,11 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
                     };
                     let mut s = TestCaseStatus::non_success(kind);
                     s.set_message(message.clone());
-                    s.set_type(if kind == NonSuccessKind::Failure {
-                        "failure"
-                    } else {
-                        "error"
+                    // The failure's cause (`boot:kernel`, `exit-status`, …) when known.
+                    s.set_type(match cause {
+                        Some(c) => c.to_string(),
+                        None if kind == NonSuccessKind::Failure => "failure".into(),
+                        None => "error".into(),
                     });
                     s.set_description(format!("{detail}\n\nartifacts: {}", r.artifacts.display()));
                     s
@@ -148,10 +158,12 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
 /// `time`, so the attempt's time goes into the text with its artifacts folder.
 fn rerun(k: usize, r: &Rerun) -> TestRerun {
     let (kind, ty, message, detail): (_, _, &str, &str) = match &r.outcome {
-        Outcome::Failed { message, detail } => {
-            (NonSuccessKind::Failure, "failure", message, detail)
-        }
-        Outcome::Error { message, detail } => (NonSuccessKind::Error, "error", message, detail),
+        Outcome::Failed {
+            message, detail, ..
+        } => (NonSuccessKind::Failure, "failure", message, detail),
+        Outcome::Error {
+            message, detail, ..
+        } => (NonSuccessKind::Error, "error", message, detail),
         // Never recorded (a passing attempt is not retried).
         Outcome::Passed => (NonSuccessKind::Failure, "passed", "passed", ""),
     };
@@ -257,6 +269,7 @@ mod tests {
                 Outcome::Failed {
                     message: "expected `canary-1`, seen `\u{1b}[1mnode\u{1b}[0m`".into(),
                     detail: "stdout:\n\u{0}\u{1b}]0;title\u{7}".into(),
+                    cause: None,
                 },
             ),
             result(
@@ -264,6 +277,7 @@ mod tests {
                 Outcome::Error {
                     message: "interrupted by SIGINT".into(),
                     detail: "interrupted".into(),
+                    cause: None,
                 },
             ),
             TestResult {
@@ -273,6 +287,7 @@ mod tests {
                         Outcome::Failed {
                             message: "expected \u{1b}[1m<slot B>\u{1b}[0m".into(),
                             detail: "seen A & \u{0}".into(),
+                            cause: None,
                         },
                         "/tmp/r1/provisioning/flaky",
                     ),
@@ -280,6 +295,7 @@ mod tests {
                         Outcome::Error {
                             message: "QEMU did not start".into(),
                             detail: "exit 1".into(),
+                            cause: None,
                         },
                         "/tmp/r1/provisioning/flaky/retry_1",
                     ),
@@ -291,6 +307,7 @@ mod tests {
                     Outcome::Failed {
                         message: "first try".into(),
                         detail: "d".into(),
+                        cause: None,
                     },
                     "/tmp/r1/provisioning/always",
                 )],
@@ -299,6 +316,7 @@ mod tests {
                     Outcome::Failed {
                         message: "second try".into(),
                         detail: "d".into(),
+                        cause: None,
                     },
                 )
             },

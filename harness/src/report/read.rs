@@ -133,6 +133,7 @@ pub(crate) mod tests {
             outcome: Outcome::Failed {
                 message: "m".into(),
                 detail: "d".into(),
+                cause: None,
             },
             duration: Duration::from_millis(500),
             artifacts: "/tmp/r/s/flaky".into(),

@@ -13,6 +13,7 @@ pub mod template;
 pub mod test;
 pub mod trail;
 
+use crate::failure::{Cause, Failure};
 use crate::images::manifest::Manifest;
 use crate::machine::{Machine, Platform};
 use crate::report::{Event, FanOut};
@@ -385,7 +386,10 @@ impl Flight {
         let Some(t) = test.and_then(|id| self.running.remove(&id)) else {
             return Ok(());
         };
-        let r = t.finish(format!("harness error: {}", panic_message(e)));
+        let r = t.finish(Failure::harness(
+            Cause::Panic,
+            format!("harness error: {}", panic_message(e)),
+        ));
         self.report(sinks, r)
     }
 
@@ -421,14 +425,20 @@ impl Flight {
             sinks.emit(&ev)?;
         }
         for (_, t) in std::mem::take(&mut self.running) {
-            let r = t.finish(format!("interrupted by {why} while running"));
+            let r = t.finish(Failure::harness(
+                Cause::Interrupted,
+                format!("interrupted by {why} while running"),
+            ));
             self.report(sinks, r)?;
         }
         for (job, _) in pending {
             let r = error_result(
                 &job,
                 Instant::now(),
-                format!("not run: the run was interrupted by {why}"),
+                Failure::harness(
+                    Cause::Interrupted,
+                    format!("not run: the run was interrupted by {why}"),
+                ),
             );
             self.report(sinks, r)?;
         }
@@ -438,12 +448,12 @@ impl Flight {
 
 impl Running {
     /// Ends the test with a harness error, keeping the attempts it already made.
-    fn finish(self, message: String) -> TestResult {
+    fn finish(self, f: Failure) -> TestResult {
         let mut job = self.first;
         if self.attempt > 0 {
             job.dir = retry::attempt_dir(&job, self.attempt);
         }
-        retry::fold(self.earlier, error_result(&job, self.started, message))
+        retry::fold(self.earlier, error_result(&job, self.started, f))
     }
 }
 
@@ -461,14 +471,11 @@ fn panic_message(e: tokio::task::JoinError) -> String {
     format!("the test's task panicked: {text}")
 }
 
-fn error_result(job: &Job, started: Instant, message: String) -> TestResult {
+fn error_result(job: &Job, started: Instant, f: Failure) -> TestResult {
     TestResult {
         suite: job.test.suite.clone(),
         name: job.test.name.clone(),
-        outcome: Outcome::Error {
-            detail: message.clone(),
-            message,
-        },
+        outcome: Outcome::from(f),
         duration: started.elapsed(),
         artifacts: job.dir.clone(),
         machines: Vec::new(),

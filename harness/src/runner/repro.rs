@@ -197,6 +197,7 @@ mod tests {
             outcome: Outcome::Failed {
                 message: "m".into(),
                 detail: "d".into(),
+                cause: None,
             },
             machines: BTreeMap::from([("node".into(), p("stable", "1000.0.0", "aa"))]),
             releases: BTreeMap::from([("beta".into(), p("beta", "1001.0.0", "bb"))]),

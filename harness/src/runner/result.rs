@@ -1,6 +1,7 @@
 //! What a run produces: per-test outcomes and the facts every report carries. Everything here
 //! is written to summary.json and read back from it (`report::read`), so it derives both.
 
+use crate::failure::{Blame, Cause, Failure};
 use crate::images::ResolvedImage;
 use crate::machine::accel::AccelDecision;
 use crate::machine::BootRecord;
@@ -17,12 +18,37 @@ pub enum Outcome {
     Failed {
         message: String,
         detail: String,
+        /// What went wrong (`failure::Cause`); absent in reports written before it was kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<Cause>,
     },
     /// The harness could not do its job (host-side failure, interruption): not a verdict.
     Error {
         message: String,
         detail: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<Cause>,
     },
+}
+
+/// The one place a failure becomes a test's result: the candidate's fault fails the test,
+/// the harness's errs it.
+impl From<Failure> for Outcome {
+    fn from(f: Failure) -> Outcome {
+        let (message, detail, cause) = (f.message, f.detail, Some(f.cause));
+        match f.blame {
+            Blame::Candidate => Outcome::Failed {
+                message,
+                detail,
+                cause,
+            },
+            Blame::Harness => Outcome::Error {
+                message,
+                detail,
+                cause,
+            },
+        }
+    }
 }
 
 impl Outcome {

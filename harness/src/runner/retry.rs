@@ -90,6 +90,7 @@ mod tests {
         Outcome::Failed {
             message: m.into(),
             detail: "d".into(),
+            cause: None,
         }
     }
 
@@ -97,6 +98,7 @@ mod tests {
         Outcome::Error {
             message: m.into(),
             detail: "d".into(),
+            cause: None,
         }
     }
 

@@ -8,6 +8,7 @@
 //! bytes (hostname, user key, files, units), memory, vCPUs, the NICs and their MAC, the fw_cfg
 //! name and the accelerator. Templates live in the run's private socket folder and go with it.
 
+use crate::failure::{Cause, Failure};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -73,16 +74,25 @@ pub fn digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateError {
     /// The candidate did not boot (a definite boot failure, or SSH never came up).
-    Boot(String),
+    Boot(Failure),
     /// It booted, and the console, journal or failed-unit checks found a problem.
     Checks(String),
-    /// The shared setup's steps failed on the candidate.
-    Setup(String),
+    /// The shared setup's steps (or the checks after them) failed on the candidate.
+    Setup(Failure),
     /// The harness or host failed (QEMU, disk, saving the state): no verdict on the candidate.
     Harness(String),
 }
 
 impl TemplateError {
+    /// What went wrong, for the tests that fail with it.
+    pub fn cause(&self) -> Cause {
+        match self {
+            TemplateError::Boot(f) | TemplateError::Setup(f) => f.cause,
+            TemplateError::Checks(_) => Cause::Checks,
+            TemplateError::Harness(_) => Cause::Host,
+        }
+    }
+
     /// Whether a test waiting on this template fails with its cause (the candidate's fault),
     /// instead of booting cold. A failed check fails only tests that keep every check on.
     pub fn fails(&self, checks: crate::suite::Checks) -> bool {
@@ -97,9 +107,10 @@ impl TemplateError {
 impl std::fmt::Display for TemplateError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TemplateError::Boot(m) | TemplateError::Harness(m) => f.write_str(m),
+            TemplateError::Boot(b) => f.write_str(&b.detail),
+            TemplateError::Harness(m) => f.write_str(m),
             TemplateError::Checks(m) => write!(f, "its first boot did not pass the checks: {m}"),
-            TemplateError::Setup(m) => write!(f, "the setup failed: {m}"),
+            TemplateError::Setup(s) => write!(f, "the setup failed: {}", s.message),
         }
     }
 }
@@ -290,19 +301,17 @@ mod tests {
             assert_eq!(t.disk, dir.path().join("k1/overlay.qcow2"));
         }
         assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 1);
-        let no_banner = TemplateError::Boot("no banner".into());
+        let no_banner = || TemplateError::Boot(Failure::candidate(Cause::Timeout, "no banner"));
         let e = cache
-            .get_or_make("k2", |_| async {
-                Err(TemplateError::Boot("no banner".into()))
-            })
+            .get_or_make("k2", |_| async { Err(no_banner()) })
             .await;
-        assert_eq!(e.unwrap_err(), no_banner);
+        assert_eq!(e.unwrap_err(), no_banner());
         // Every later machine with that key gets the same failure at once, without a boot.
         let again = cache
             .get_or_make("k2", |_| async { panic!("made twice") })
             .await;
-        assert_eq!(again.unwrap_err(), no_banner);
-        assert_eq!(cache.failed("k2"), Some(no_banner));
+        assert_eq!(again.unwrap_err(), no_banner());
+        assert_eq!(cache.failed("k2"), Some(no_banner()));
         assert_eq!(cache.failed("k1"), None);
     }
 
@@ -315,8 +324,9 @@ mod tests {
             journal: false,
             failed_units: false,
         };
-        assert!(TemplateError::Boot("x".into()).fails(quiet));
-        assert!(TemplateError::Setup("x".into()).fails(all));
+        let x = || Failure::candidate(Cause::Timeout, "x");
+        assert!(TemplateError::Boot(x()).fails(quiet));
+        assert!(TemplateError::Setup(x()).fails(all));
         assert!(TemplateError::Checks("x".into()).fails(all));
         assert!(!TemplateError::Checks("x".into()).fails(quiet));
         assert!(!TemplateError::Harness("x".into()).fails(all));

@@ -83,6 +83,7 @@ mod tests {
             Outcome::Error {
                 message: "qemu gone".into(),
                 detail: String::new(),
+                cause: None,
             },
         );
         assert_eq!(stop.check(&[pass.clone(), error.clone()]), None);
@@ -91,6 +92,7 @@ mod tests {
             Outcome::Failed {
                 message: "exit 1".into(),
                 detail: String::new(),
+                cause: None,
             },
         );
         assert_eq!(

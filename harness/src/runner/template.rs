@@ -4,12 +4,13 @@
 //! that fails says why, and whether the candidate is at fault (`TemplateError`): the tests
 //! waiting on it then fail at once with its cause, or boot cold when the harness was at fault.
 
-use super::result::{Outcome, UpdateRecord};
+use super::result::UpdateRecord;
 use super::snapshot::TemplateError;
 use super::test::{aviary_exe, post_checks, run_steps, update_servers, Job};
 use super::trail::{Log, Trail};
 use super::Shared;
-use crate::machine::{MachineError, MachineOpts};
+use crate::failure::{Blame, Cause, Failure};
+use crate::machine::MachineOpts;
 use crate::suite::{BootMode, Checks};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -124,7 +125,7 @@ pub(super) async fn after_setup_or_snapshot(
     job: &Job,
     shared: &Shared,
     notes: &std::sync::Mutex<Vec<String>>,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, Failure> {
     let note = |s: String| notes.lock().unwrap_or_else(|e| e.into_inner()).push(s);
     let accel = shared.info.accel.accel.to_string();
     if let (Some(cache), Some(key)) = (shared.snapshots.as_ref(), setup_key(job, &o.name, &accel)) {
@@ -178,9 +179,12 @@ pub(super) async fn after_setup_or_snapshot(
 }
 
 /// The failure of a test whose machine waited on a template that failed for the candidate.
-fn shared_failure(machine: &str, what: &str, e: &TemplateError, key: &str) -> String {
-    format!(
-        "machine `{machine}` starts from {what}, and making it failed: {e} (its console, journal and steps: snapshots/{key}/)"
+fn shared_failure(machine: &str, what: &str, e: &TemplateError, key: &str) -> Failure {
+    Failure::candidate(
+        e.cause(),
+        format!(
+            "machine `{machine}` starts from {what}, and making it failed: {e} (its console, journal and steps: snapshots/{key}/)"
+        ),
     )
 }
 
@@ -228,7 +232,7 @@ async fn from_snapshot(
     job: &Job,
     shared: &Shared,
     notes: &std::sync::Mutex<Vec<String>>,
-) -> Result<MachineOpts, String> {
+) -> Result<MachineOpts, Failure> {
     let note = |s: String| notes.lock().unwrap_or_else(|e| e.into_inner()).push(s);
     let Some(cache) = shared.snapshots.as_ref() else {
         return Ok(o);
@@ -339,9 +343,9 @@ async fn make_template(
     let mut ready_s = 0.0;
     let made: Result<(), TemplateError> = async {
         let m = machines.get_mut(&name).expect("inserted");
-        m.boot().await.map_err(|e| match e {
-            MachineError::Infra(m) => TemplateError::Harness(m),
-            e => TemplateError::Boot(e.to_string()),
+        m.boot().await.map_err(|e| match Failure::from(e) {
+            f if f.blame == Blame::Harness => TemplateError::Harness(f.detail),
+            f => TemplateError::Boot(f),
         })?;
         if let Some(Setup {
             job,
@@ -351,11 +355,12 @@ async fn make_template(
         {
             let setup = 0..job.test.setup;
             match run_steps(job, setup, &mut machines, servers, shared, &dir, trail).await {
-                Outcome::Passed => {}
-                Outcome::Failed { message, .. } => return Err(TemplateError::Setup(message)),
-                Outcome::Error { message, .. } => {
+                Ok(()) => {}
+                Err(f) if f.blame == Blame::Candidate => return Err(TemplateError::Setup(f)),
+                Err(f) => {
                     return Err(TemplateError::Harness(format!(
-                        "the setup failed: {message}"
+                        "the setup failed: {}",
+                        f.message
                     )))
                 }
             }
@@ -366,9 +371,9 @@ async fn make_template(
         if findings.is_empty() {
             Ok(())
         } else if setup.is_some() {
-            Err(TemplateError::Setup(format!(
-                "after it, the checks found: {}",
-                findings.join("; ")
+            Err(TemplateError::Setup(Failure::candidate(
+                Cause::Checks,
+                format!("after it, the checks found: {}", findings.join("; ")),
             )))
         } else {
             Err(TemplateError::Checks(findings.join("; ")))

@@ -1,11 +1,12 @@
 //! Running one test: boot its machines, run its steps, check console and journal, tear down.
 
 use super::result::{MachineReport, Outcome, TestResult, UpdateRecord};
-use super::steps::{run_step, StepEnv, StepError};
+use super::steps::{run_step, StepEnv};
 use super::trail::{Log, Tell, Trail};
 use super::Shared;
 use crate::checks;
-use crate::machine::{Machine, MachineError, MachineOpts};
+use crate::failure::{first_line, Blame, Cause, Failure};
+use crate::machine::{Machine, MachineOpts};
 use crate::report::steps_log::StepEnd;
 use crate::suite::{Checks, Test};
 use futures_util::future::join_all;
@@ -49,8 +50,11 @@ pub async fn run(job: Job, shared: Arc<Shared>, tell: Option<Tell>) -> TestResul
     let limit = shared.scaled(job.test.timeout);
     let body = body(&job, &shared, &mut machines, &mut trail);
     let mut outcome = match tokio::time::timeout(limit, body).await {
-        Ok(o) => o,
-        Err(_) => Outcome::Failed {
+        Ok(Ok(())) => Outcome::Passed,
+        Ok(Err(f)) => Outcome::from(f),
+        Err(_) => Outcome::from(Failure {
+            blame: Blame::Candidate,
+            cause: Cause::Timeout,
             message: format!("test timed out after {:.0}s", limit.as_secs_f64()),
             detail: format!(
                 "the test's timeout is {:.0}s (scaled ×{:.2} for {})",
@@ -58,7 +62,7 @@ pub async fn run(job: Job, shared: Arc<Shared>, tell: Option<Tell>) -> TestResul
                 shared.info.accel.timeout_scale,
                 shared.info.accel.accel
             ),
-        },
+        }),
     };
     let Trail { mut log, updates } = trail;
     if log.is_empty() && !matches!(outcome, Outcome::Passed) {
@@ -76,13 +80,20 @@ pub async fn run(job: Job, shared: Arc<Shared>, tell: Option<Tell>) -> TestResul
     if !findings.is_empty() {
         let text = findings.join("\n");
         outcome = match outcome {
-            Outcome::Passed => Outcome::Failed {
+            Outcome::Passed => Outcome::from(Failure {
+                blame: Blame::Candidate,
+                cause: Cause::Checks,
                 message: findings[0].clone(),
                 detail: text,
-            },
-            Outcome::Failed { message, detail } => Outcome::Failed {
+            }),
+            Outcome::Failed {
+                message,
+                detail,
+                cause,
+            } => Outcome::Failed {
                 message,
                 detail: format!("{detail}\n\nchecks:\n{text}"),
+                cause,
             },
             e @ Outcome::Error { .. } => e,
         };
@@ -149,33 +160,21 @@ async fn body(
     shared: &Shared,
     machines: &mut BTreeMap<String, Box<dyn Machine>>,
     trail: &mut Trail,
-) -> Outcome {
+) -> Result<(), Failure> {
     let log = &mut trail.log;
     // Machines that take updates get their own update server, reached through guestfwd.
-    let servers = match update_servers(&job.test.steps).await {
-        Ok(s) => s,
-        Err(e) => {
-            return Outcome::Error {
-                message: e.clone(),
-                detail: e,
-            }
-        }
-    };
+    let servers = update_servers(&job.test.steps)
+        .await
+        .map_err(|e| Failure::harness(Cause::Host, e))?;
     // Each attempt's sockets (QMP, segment) in a folder of their own: tests run at once (-j)
     // may name their machines alike.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let sock_dir = shared.sock_dir.join(format!("t{n}"));
-    if let Err(e) = std::fs::create_dir_all(&sock_dir) {
-        return Outcome::Error {
-            message: format!("creating {}: {e}", sock_dir.display()),
-            detail: e.to_string(),
-        };
-    }
-    let segment = match cluster_segment(job, &sock_dir, log) {
-        Ok(s) => s,
-        Err(o) => return o,
-    };
+    std::fs::create_dir_all(&sock_dir).map_err(|e| {
+        Failure::harness(Cause::Host, format!("creating {}: {e}", sock_dir.display()))
+    })?;
+    let segment = cluster_segment(job, &sock_dir, log)?;
     // Boot every machine of the test together.
     let all_opts = machine_opts(job, shared, &sock_dir, &servers, segment.as_ref());
     // Machines that can start from a boot-once snapshot get (or make) theirs, all at once.
@@ -190,14 +189,11 @@ async fn body(
         let _ = writeln!(log, "{n}");
     }
     // A template that failed for the candidate fails every test waiting on it, at once.
-    let prepared = match prepared.into_iter().collect::<Result<Vec<_>, String>>() {
+    let prepared = match prepared.into_iter().collect::<Result<Vec<_>, Failure>>() {
         Ok(p) => p,
         Err(why) => {
-            let _ = writeln!(log, "{why}");
-            return Outcome::Failed {
-                message: format!("booting: {}", first_line(&why)),
-                detail: why,
-            };
+            let _ = writeln!(log, "{}", why.detail);
+            return Err(why.at("booting"));
         }
     };
     // A machine restored from the state after the setup skips it (only tests of one machine
@@ -221,12 +217,10 @@ async fn body(
             Ok(m) => {
                 machines.insert(name, m);
             }
-            Err(e) => return machine_outcome(e, "creating machines"),
+            Err(e) => return Err(Failure::from(e).at("creating machines")),
         }
     }
-    if let Err(o) = boot_all(machines, log).await {
-        return o;
-    }
+    boot_all(machines, log).await?;
     run_steps(
         job,
         skip..job.test.steps.len(),
@@ -246,7 +240,7 @@ fn cluster_segment(
     job: &Job,
     sock_dir: &std::path::Path,
     log: &mut Log,
-) -> Result<Option<crate::machine::segment::Segment>, Outcome> {
+) -> Result<Option<crate::machine::segment::Segment>, Failure> {
     let members: Vec<String> = job
         .test
         .machines
@@ -268,10 +262,10 @@ fn cluster_segment(
             );
             Ok(Some(s))
         }
-        Err(e) => Err(Outcome::Error {
-            message: format!("starting the cluster segment in {}: {e}", dir.display()),
-            detail: e.to_string(),
-        }),
+        Err(e) => Err(Failure::harness(
+            Cause::Host,
+            format!("starting the cluster segment in {}: {e}", dir.display()),
+        )),
     }
 }
 
@@ -316,7 +310,7 @@ fn machine_opts(
 async fn boot_all(
     machines: &mut BTreeMap<String, Box<dyn Machine>>,
     log: &mut Log,
-) -> Result<(), Outcome> {
+) -> Result<(), Failure> {
     let boots = machines.values_mut().map(|m| async move {
         let r = m.boot().await;
         if r.is_ok() {
@@ -342,7 +336,7 @@ async fn boot_all(
     });
     for r in join_all(boots).await {
         if let Err(e) = r {
-            return Err(machine_outcome(e, "booting"));
+            return Err(Failure::from(e).at("booting"));
         }
     }
     for m in machines.values() {
@@ -371,7 +365,7 @@ pub(super) async fn run_steps(
     shared: &Shared,
     dir: &std::path::Path,
     trail: &mut Trail,
-) -> Outcome {
+) -> Result<(), Failure> {
     let test = &job.test;
     let mut env = StepEnv {
         machines,
@@ -403,28 +397,20 @@ pub(super) async fn run_steps(
         let r = run_step(step, env).await;
         let end = match &r {
             Ok(()) => StepEnd::Passed,
-            Err(StepError::Failed(_)) => StepEnd::Failed,
-            Err(StepError::Infra(_)) => StepEnd::Error,
+            Err(f) if f.blame == Blame::Candidate => StepEnd::Failed,
+            Err(_) => StepEnd::Error,
         };
         env.log.finished(i + 1, end, t.elapsed().as_secs_f64());
-        let place = || format!("step {} ({}, {})", i + 1, step.kind.verb(), step.loc);
-        match r {
-            Ok(()) => {}
-            Err(StepError::Failed(m)) => {
-                return Outcome::Failed {
-                    message: format!("{}: {}", place(), first_line(&m)),
-                    detail: m,
-                }
-            }
-            Err(StepError::Infra(m)) => {
-                return Outcome::Error {
-                    message: format!("{}: {}", place(), first_line(&m)),
-                    detail: m,
-                }
-            }
-        }
+        r.map_err(|f| {
+            f.at(&format!(
+                "step {} ({}, {})",
+                i + 1,
+                step.kind.verb(),
+                step.loc
+            ))
+        })?;
     }
-    Outcome::Passed
+    Ok(())
 }
 
 /// An update server for each machine that `steps` update.
@@ -447,30 +433,6 @@ pub(super) async fn update_servers(
 /// This program, which the update server's guestfwd runs.
 pub(super) fn aviary_exe() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("aviary"))
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_string()
-}
-
-fn machine_outcome(e: MachineError, doing: &str) -> Outcome {
-    match e {
-        MachineError::Infra(m) => Outcome::Error {
-            message: format!("{doing}: {}", first_line(&m)),
-            detail: m,
-        },
-        MachineError::Guest(m) => Outcome::Failed {
-            message: format!("{doing}: {}", first_line(&m)),
-            detail: m,
-        },
-        e @ MachineError::Boot { .. } => {
-            let m = e.to_string();
-            Outcome::Failed {
-                message: format!("{doing}: {}", first_line(&m)),
-                detail: m,
-            }
-        }
-    }
 }
 
 /// Saves the journal and runs the kola-style checks on one machine.

@@ -88,6 +88,7 @@ fn scripted(scripts: &[(&str, Script)], started: Arc<AtomicU32>) -> Exec {
             let failed = Outcome::Failed {
                 message: "exit status 1".into(),
                 detail: String::new(),
+                cause: None,
             };
             let outcome = match (script, job.attempt) {
                 (Script::Pass, _) | (Script::FailOnce, 1..) => Outcome::Passed,

@@ -1,7 +1,7 @@
 //! What the verbs' handlers share: the step's machine, placeholders, failures, and how output
 //! is quoted in messages and the step log.
 
-use super::StepError;
+use crate::failure::{Cause, Failure};
 use crate::machine::Machine;
 use crate::runner::lookup::Values;
 use crate::suite::template::expand;
@@ -19,17 +19,26 @@ pub(super) fn machine_of<'m>(
 }
 
 /// A step's string with its `{{ … }}` placeholders filled in (`StepEnv::values`).
-pub(super) fn fill(values: &Values, s: &str) -> Result<String, StepError> {
-    expand(s, values).map_err(StepError::Infra)
+pub(super) fn fill(values: &Values, s: &str) -> Result<String, Failure> {
+    expand(s, values).map_err(|e| Failure::harness(Cause::Host, e))
 }
 
 /// The candidate is at fault: expected vs seen.
-pub(super) fn failed(msg: String) -> StepError {
-    StepError::Failed(msg)
+pub(super) fn failed(cause: Cause, msg: String) -> Failure {
+    Failure::candidate(cause, msg)
 }
 
-pub(super) fn fail<T>(msg: String) -> Result<T, StepError> {
-    Err(failed(msg))
+pub(super) fn fail<T>(cause: Cause, msg: String) -> Result<T, Failure> {
+    Err(failed(cause, msg))
+}
+
+/// What a broken guest command says: its deadline passed, or the session broke.
+pub(super) fn ssh_cause(e: &anyhow::Error) -> Cause {
+    if format!("{e:#}").contains("timed out") {
+        Cause::Timeout
+    } else {
+        Cause::Ssh
+    }
 }
 
 /// The last 2,000 bytes of `s` (on a character boundary), without trailing white space.
@@ -56,8 +65,8 @@ pub(super) fn indent(s: &str, prefix: &str) -> String {
 }
 
 /// A step's pattern with its placeholders filled in, and compiled (`Pattern::compile`).
-pub(super) fn pattern(values: &Values, p: &Pattern) -> Result<(String, Regex), StepError> {
+pub(super) fn pattern(values: &Values, p: &Pattern) -> Result<(String, Regex), Failure> {
     let p = fill(values, &p.0)?;
-    let re = Pattern::compile(&p).map_err(|e| StepError::Infra(e.to_string()))?;
+    let re = Pattern::compile(&p).map_err(|e| Failure::harness(Cause::Host, e.to_string()))?;
     Ok((p, re))
 }

@@ -3,8 +3,9 @@
 
 use super::common::{fail, fill, machine_of};
 use super::slots::booted_slot;
-use super::{StepEnv, StepError};
+use super::StepEnv;
 use crate::disk::SlotState;
+use crate::failure::{Cause, Failure};
 use crate::suite::{DiskExpect, ExpectStep};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -13,13 +14,14 @@ pub(super) async fn handle(
     env: &mut StepEnv<'_>,
     on: &str,
     step: &ExpectStep,
-) -> Result<(), StepError> {
+) -> Result<(), Failure> {
     let values = env.values(on);
     let machine = machine_of(env.machines, on);
     if let Some(want) = &step.disk {
         let seen = machine.read_slots().await?;
         let _ = writeln!(env.log, "disk of {on}: {}", describe(&seen));
-        check_disk(want, &seen).map_err(|m| StepError::Failed(format!("on {on}: {m}")))?;
+        check_disk(want, &seen)
+            .map_err(|m| Failure::candidate(Cause::Expectation, format!("on {on}: {m}")))?;
         if step.os_release.is_empty() && step.kernel.is_none() && step.slot.is_none() {
             return Ok(());
         }
@@ -31,7 +33,7 @@ pub(super) async fn handle(
             t,
         )
         .await
-        .map_err(|e| StepError::Failed(format!("reading facts from {on}: {e:#}")))?;
+        .map_err(|e| Failure::candidate(Cause::Ssh, format!("reading facts from {on}: {e:#}")))?;
     let parts: Vec<&str> = out.split("@@\n").collect();
     let (osr, uname, cmdline) = (
         parse_os_release(parts.first().copied().unwrap_or("")),
@@ -76,7 +78,10 @@ pub(super) async fn handle(
     if problems.is_empty() {
         Ok(())
     } else {
-        fail(format!("on {on}: {}", problems.join("; ")))
+        fail(
+            Cause::Expectation,
+            format!("on {on}: {}", problems.join("; ")),
+        )
     }
 }
 

@@ -2,12 +2,13 @@
 
 use super::common::{failed, machine_of};
 use super::slots::slots;
-use super::{StepEnv, StepError};
+use super::StepEnv;
+use crate::failure::{Cause, Failure};
 use crate::suite::Fault;
 use std::fmt::Write;
 use std::time::Duration;
 
-pub(super) async fn handle(env: &mut StepEnv<'_>, on: &str, f: Fault) -> Result<(), StepError> {
+pub(super) async fn handle(env: &mut StepEnv<'_>, on: &str, f: Fault) -> Result<(), Failure> {
     let m = machine_of(env.machines, on);
     let (_, inactive) = slots(m, Duration::from_secs(60)).await?;
     let dev = format!("/dev/disk/by-partlabel/ROOT-{inactive}");
@@ -25,13 +26,16 @@ pub(super) async fn handle(env: &mut StepEnv<'_>, on: &str, f: Fault) -> Result<
     let out = m
         .exec(&cmd, Duration::from_secs(120))
         .await
-        .map_err(|e| failed(format!("applying fault {f:?}: {e:#}")))?;
+        .map_err(|e| failed(Cause::Ssh, format!("applying fault {f:?}: {e:#}")))?;
     if out.status != 0 {
-        return Err(StepError::Infra(format!(
-            "applying fault {f:?} to slot {inactive} failed (exit {}): {}",
-            out.status,
-            out.stderr.trim()
-        )));
+        return Err(Failure::harness(
+            Cause::Host,
+            format!(
+                "applying fault {f:?} to slot {inactive} failed (exit {}): {}",
+                out.status,
+                out.stderr.trim()
+            ),
+        ));
     }
     let _ = writeln!(env.log, "fault {f:?} applied to slot {inactive} ({dev})");
     Ok(())

@@ -13,9 +13,10 @@ mod update;
 mod wait_for;
 
 use super::lookup::Values;
+use crate::failure::Failure;
 use crate::images::manifest::Manifest;
 use crate::images::ResolvedImage;
-use crate::machine::{Machine, MachineError};
+use crate::machine::Machine;
 use crate::suite::{Step, StepKind};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,25 +24,6 @@ use std::time::Duration;
 
 pub use expect::parse_os_release;
 pub use slots::booted_slot;
-
-/// How a step went wrong.
-#[derive(Debug)]
-pub enum StepError {
-    /// The expectation did not hold: expected vs seen.
-    Failed(String),
-    /// The harness or host failed.
-    Infra(String),
-}
-
-impl From<MachineError> for StepError {
-    fn from(e: MachineError) -> Self {
-        match e {
-            MachineError::Infra(m) => StepError::Infra(m),
-            MachineError::Guest(m) => StepError::Failed(m),
-            e @ MachineError::Boot { .. } => StepError::Failed(e.to_string()),
-        }
-    }
-}
 
 pub struct StepEnv<'a> {
     pub machines: &'a mut BTreeMap<String, Box<dyn Machine>>,
@@ -70,7 +52,7 @@ impl<'a> StepEnv<'a> {
 }
 
 /// Runs one step: one line per verb.
-pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), StepError> {
+pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), Failure> {
     let on = step.on.as_str();
     match &step.kind {
         StepKind::Run(x) => run::handle(env, on, x).await,

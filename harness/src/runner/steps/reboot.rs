@@ -1,10 +1,11 @@
 //! `reboot`: a cold reboot from the machine's overlay, back to SSH login.
 
 use super::common::machine_of;
-use super::{StepEnv, StepError};
+use super::StepEnv;
+use crate::failure::Failure;
 use std::fmt::Write;
 
-pub(super) async fn handle(env: &mut StepEnv<'_>, on: &str) -> Result<(), StepError> {
+pub(super) async fn handle(env: &mut StepEnv<'_>, on: &str) -> Result<(), Failure> {
     let _ = writeln!(env.log, "reboot {on}");
     let machine = machine_of(env.machines, on);
     let (t0, resets) = (std::time::Instant::now(), machine.timeline().resets);

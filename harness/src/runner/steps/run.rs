@@ -1,15 +1,12 @@
 //! `run`: a command in the guest; its exit status, stdout and stderr checked.
 
-use super::common::{excerpt, fail, fill, indent, machine_of, pattern};
-use super::{StepEnv, StepError};
+use super::common::{excerpt, fail, fill, indent, machine_of, pattern, ssh_cause};
+use super::StepEnv;
+use crate::failure::{Cause, Failure};
 use crate::suite::RunStep;
 use std::fmt::Write;
 
-pub(super) async fn handle(
-    env: &mut StepEnv<'_>,
-    on: &str,
-    step: &RunStep,
-) -> Result<(), StepError> {
+pub(super) async fn handle(env: &mut StepEnv<'_>, on: &str, step: &RunStep) -> Result<(), Failure> {
     let values = env.values(on);
     let cmd = fill(&values, &step.cmd)?;
     let exit = step.exit;
@@ -19,10 +16,11 @@ pub(super) async fn handle(
         Ok(out) => out,
         Err(e) => {
             return Err(match machine.unexpected_exit() {
-                Some(how) => StepError::Infra(format!(
-                    "`{cmd}` on {on}: {e:#}; its QEMU {how} (not by Aviary)"
-                )),
-                None => StepError::Failed(format!("`{cmd}` on {on}: {e:#}")),
+                Some(how) => Failure::harness(
+                    Cause::QemuDied,
+                    format!("`{cmd}` on {on}: {e:#}; its QEMU {how} (not by Aviary)"),
+                ),
+                None => Failure::candidate(ssh_cause(&e), format!("`{cmd}` on {on}: {e:#}")),
             })
         }
     };
@@ -34,12 +32,15 @@ pub(super) async fn handle(
         indent(&out.stderr, "  ! ")
     );
     if out.status != exit {
-        return fail(format!(
-            "`{cmd}` on {on} exited {}, expected {exit}\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            excerpt(&out.stdout),
-            excerpt(&out.stderr)
-        ));
+        return fail(
+            Cause::ExitStatus,
+            format!(
+                "`{cmd}` on {on} exited {}, expected {exit}\nstdout:\n{}\nstderr:\n{}",
+                out.status,
+                excerpt(&out.stdout),
+                excerpt(&out.stderr)
+            ),
+        );
     }
     for (name, pat, seen) in [
         ("stdout", &step.stdout, &out.stdout),
@@ -48,10 +49,13 @@ pub(super) async fn handle(
         if let Some(pat) = pat {
             let (p, re) = pattern(&values, pat)?;
             if !re.is_match(seen) {
-                return fail(format!(
-                    "`{cmd}` on {on}: {name} does not match /{p}/\n{name} was:\n{}",
-                    excerpt(seen)
-                ));
+                return fail(
+                    Cause::Output,
+                    format!(
+                        "`{cmd}` on {on}: {name} does not match /{p}/\n{name} was:\n{}",
+                        excerpt(seen)
+                    ),
+                );
             }
         }
     }

@@ -2,33 +2,35 @@
 //! the slot it booted and GRUB's environment block.
 
 use super::common::failed;
-use super::StepError;
+use crate::failure::{Cause, Failure};
+
 use crate::machine::Machine;
 use std::time::Duration;
 
 /// The slot the guest booted and the other one.
-pub(super) async fn slots(m: &dyn Machine, t: Duration) -> Result<(String, String), StepError> {
+pub(super) async fn slots(m: &dyn Machine, t: Duration) -> Result<(String, String), Failure> {
     let cmdline = m
         .check("cat /proc/cmdline", t)
         .await
-        .map_err(|e| failed(format!("reading /proc/cmdline: {e:#}")))?;
+        .map_err(|e| failed(Cause::Ssh, format!("reading /proc/cmdline: {e:#}")))?;
     let booted = booted_slot(&cmdline).ok_or_else(|| {
-        failed(format!(
-            "no rauc.slot= on the kernel command line: {cmdline}"
-        ))
+        failed(
+            Cause::Expectation,
+            format!("no rauc.slot= on the kernel command line: {cmdline}"),
+        )
     })?;
     let other = if booted == "A" { "B" } else { "A" };
     Ok((booted, other.to_string()))
 }
 
 /// The boot state as the guest sees it.
-pub(super) async fn grubenv(m: &dyn Machine) -> Result<String, StepError> {
+pub(super) async fn grubenv(m: &dyn Machine) -> Result<String, Failure> {
     m.check(
         "sudo grub-editenv /boot/grub/grubenv list",
         Duration::from_secs(60),
     )
     .await
-    .map_err(|e| failed(format!("reading grubenv: {e:#}")))
+    .map_err(|e| failed(Cause::Ssh, format!("reading grubenv: {e:#}")))
 }
 
 /// The slot the guest booted, from `rauc.slot=` on the kernel command line.

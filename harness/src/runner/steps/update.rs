@@ -4,7 +4,8 @@
 
 use super::common::{failed, machine_of};
 use super::slots::{grubenv, slots};
-use super::{StepEnv, StepError};
+use super::StepEnv;
+use crate::failure::{Cause, Failure};
 use crate::machine::Machine;
 use crate::runner::result::{UpdateOutcome, UpdateRecord};
 use crate::suite::{PayloadFault, UpdateStep};
@@ -17,17 +18,20 @@ pub(super) async fn handle(
     env: &mut StepEnv<'_>,
     on: &str,
     step: &UpdateStep,
-) -> Result<(), StepError> {
+) -> Result<(), Failure> {
     let to = &step.to;
     let rel = env
         .releases
         .get(to)
-        .ok_or_else(|| StepError::Infra(format!("release `{to}` was not resolved")))?;
+        .ok_or_else(|| Failure::harness(Cause::Host, format!("release `{to}` was not resolved")))?;
     let offer = Offer {
         release: to.clone(),
         version: rel.version.clone(),
         payload: rel.payload.clone().ok_or_else(|| {
-            StepError::Infra(format!("image `{to}` has no update payload; rebuild it"))
+            Failure::harness(
+                Cause::Host,
+                format!("image `{to}` has no update payload; rebuild it"),
+            )
         })?,
         sha256: rel.payload_sha256.clone().unwrap_or_default(),
         size: rel.payload_size.unwrap_or(0),
@@ -35,7 +39,7 @@ pub(super) async fn handle(
     let server = env
         .servers
         .get(on)
-        .ok_or_else(|| StepError::Infra(format!("no update server for {on}")))?;
+        .ok_or_else(|| Failure::harness(Cause::Host, format!("no update server for {on}")))?;
     let mut record = UpdateRecord {
         machine: on.to_string(),
         channel: to.clone(),
@@ -97,7 +101,7 @@ async fn update(
     m: &mut dyn Machine,
     server: &UpdateServer,
     a: UpdateArgs<'_>,
-) -> Result<(), StepError> {
+) -> Result<(), Failure> {
     let t = a.timeout;
     let (booted, inactive) = slots(m, Duration::from_secs(60)).await?;
     server.offer(Some(a.offer.clone()));
@@ -108,17 +112,20 @@ async fn update(
         let mark = m.console().mark();
         m.fire(&format!("{AGENT} >/dev/null 2>&1"))
             .await
-            .map_err(|e| failed(format!("starting the update agent: {e:#}")))?;
+            .map_err(|e| failed(Cause::Ssh, format!("starting the update agent: {e:#}")))?;
         let writing =
             Regex::new(r"aviary-update-agent: .*(Copying image|installing)").expect("static regex");
         let console = m.console().clone();
         let line = tokio::time::timeout(t, console.wait_for(mark, &writing))
             .await
             .map_err(|_| {
-                failed(format!(
-                    "the agent never reported writing slot {inactive} within {:.0}s",
-                    t.as_secs_f64()
-                ))
+                failed(
+                    Cause::Update,
+                    format!(
+                        "the agent never reported writing slot {inactive} within {:.0}s",
+                        t.as_secs_f64()
+                    ),
+                )
             })?;
         let _ = writeln!(
             a.log,
@@ -134,7 +141,7 @@ async fn update(
     let out = m
         .exec(&format!("{AGENT} 2>&1"), t)
         .await
-        .map_err(|e| failed(format!("running the update agent: {e:#}")))?;
+        .map_err(|e| failed(Cause::Ssh, format!("running the update agent: {e:#}")))?;
     let _ = writeln!(
         a.log,
         "$ {AGENT}  # exit {}\n{}",
@@ -154,7 +161,7 @@ async fn update(
     let sentinel = m
         .exec("test -e /run/reboot-required", Duration::from_secs(60))
         .await
-        .map_err(|e| failed(format!("{e:#}")))?
+        .map_err(|e| failed(Cause::Ssh, format!("{e:#}")))?
         .status
         == 0;
     a.record.outcome = match out.status {
@@ -164,7 +171,7 @@ async fn update(
     };
     if a.refused {
         if out.status == 0 {
-            return Err(failed(format!(
+            return Err(failed(Cause::Update, format!(
                 "expected the update to {} to be refused ({:?} payload), but the agent installed it:\n{}",
                 a.offer.release,
                 a.payload,
@@ -173,23 +180,27 @@ async fn update(
         }
         let after = grubenv(m).await?;
         if after != before || sentinel {
-            return Err(failed(format!(
+            return Err(failed(Cause::Update, format!(
                 "the refused update changed the boot state (slot {inactive}):\nbefore:\n{before}\nafter:\n{after}reboot-required: {sentinel}"
             )));
         }
         return Ok(());
     }
     if out.status != 0 {
-        return Err(failed(format!(
-            "the update agent failed (exit {}) installing {} {} into slot {inactive}:\n{}",
-            out.status,
-            a.offer.release,
-            a.offer.version,
-            out.stdout.trim_end()
-        )));
+        return Err(failed(
+            Cause::Update,
+            format!(
+                "the update agent failed (exit {}) installing {} {} into slot {inactive}:\n{}",
+                out.status,
+                a.offer.release,
+                a.offer.version,
+                out.stdout.trim_end()
+            ),
+        ));
     }
     if !sentinel {
         return Err(failed(
+            Cause::Update,
             "the agent succeeded but wrote no /run/reboot-required".into(),
         ));
     }

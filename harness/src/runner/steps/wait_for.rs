@@ -2,7 +2,8 @@
 //! in the guest, bounded by the step's timeout), or a console line on the host.
 
 use super::common::{fail, fill, machine_of, pattern, sq};
-use super::{StepEnv, StepError};
+use super::StepEnv;
+use crate::failure::{Cause, Failure};
 use crate::machine::Machine;
 use crate::runner::lookup::Values;
 use crate::suite::{Pattern, WaitCond, WaitForStep};
@@ -13,7 +14,7 @@ pub(super) async fn handle(
     env: &mut StepEnv<'_>,
     on: &str,
     step: &WaitForStep,
-) -> Result<(), StepError> {
+) -> Result<(), Failure> {
     let limit = step.timeout.unwrap_or(env.wait_timeout);
     let secs = limit.as_secs().max(1);
     let values = env.values(on);
@@ -50,25 +51,35 @@ pub(super) async fn handle(
     let out = m
         .exec(&guest_cmd, limit + Duration::from_secs(10))
         .await
-        .map_err(|e| StepError::Failed(format!("waiting for {what} on {on}: {e:#}")))?;
+        .map_err(|e| {
+            Failure::candidate(Cause::Ssh, format!("waiting for {what} on {on}: {e:#}"))
+        })?;
     let _ = writeln!(env.log, "wait_for {what} on {on}: exit {}", out.status);
     match out.status {
         0 => Ok(()),
-        124 => fail(format!(
-            "{what} on {on}: not reached within {:.0}s",
-            limit.as_secs_f64()
-        )),
+        124 => fail(
+            Cause::Wait,
+            format!(
+                "{what} on {on}: not reached within {:.0}s",
+                limit.as_secs_f64()
+            ),
+        ),
         3 => unit_failed(m, &what, on, &unit.unwrap_or_default()).await,
-        4 => fail(format!(
-            "{what} on {on}: the unit is masked (LoadState=masked): it can never start"
-        )),
-        5 => fail(format!(
-            "{what} on {on}: systemd has no such unit (LoadState=not-found for 5s)"
-        )),
-        s => fail(format!(
-            "waiting for {what} on {on}: exit {s}: {}",
-            out.stderr.trim()
-        )),
+        4 => fail(
+            Cause::Wait,
+            format!("{what} on {on}: the unit is masked (LoadState=masked): it can never start"),
+        ),
+        5 => fail(
+            Cause::Wait,
+            format!("{what} on {on}: systemd has no such unit (LoadState=not-found for 5s)"),
+        ),
+        s => fail(
+            Cause::Wait,
+            format!(
+                "waiting for {what} on {on}: exit {s}: {}",
+                out.stderr.trim()
+            ),
+        ),
     }
 }
 
@@ -79,7 +90,7 @@ async fn console(
     values: &Values<'_>,
     p: &Pattern,
     limit: Duration,
-) -> Result<(), StepError> {
+) -> Result<(), Failure> {
     let (p, re) = pattern(values, p)?;
     let console = machine_of(env.machines, on).console().clone();
     match tokio::time::timeout(limit, console.wait_for(0, &re)).await {
@@ -87,16 +98,19 @@ async fn console(
             let _ = writeln!(env.log, "console of {on} matched /{p}/: {line}");
             Ok(())
         }
-        Err(_) => fail(format!(
-            "no console line of {on} matched /{p}/ within {:.0}s",
-            limit.as_secs_f64()
-        )),
+        Err(_) => fail(
+            Cause::Wait,
+            format!(
+                "no console line of {on} matched /{p}/ within {:.0}s",
+                limit.as_secs_f64()
+            ),
+        ),
     }
 }
 
 /// The unit failed: the failure quotes the unit's own last words, which say why (a health
 /// check, say).
-async fn unit_failed(m: &dyn Machine, what: &str, on: &str, u: &str) -> Result<(), StepError> {
+async fn unit_failed(m: &dyn Machine, what: &str, on: &str, u: &str) -> Result<(), Failure> {
     let why = m
         .exec(
             &format!("sudo journalctl -b -u {} -n 6 -o cat --no-pager", sq(u)),
@@ -105,13 +119,16 @@ async fn unit_failed(m: &dyn Machine, what: &str, on: &str, u: &str) -> Result<(
         .await
         .map(|o| o.stdout.trim().to_string())
         .unwrap_or_default();
-    fail(format!(
-        "{what} on {on}: the unit failed{}{}",
-        if why.is_empty() {
-            ""
-        } else {
-            "; its journal:\n"
-        },
-        why
-    ))
+    fail(
+        Cause::Wait,
+        format!(
+            "{what} on {on}: the unit failed{}{}",
+            if why.is_empty() {
+                ""
+            } else {
+                "; its journal:\n"
+            },
+            why
+        ),
+    )
 }

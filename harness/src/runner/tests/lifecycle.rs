@@ -123,6 +123,16 @@ async fn run_fake(tests: &str, platform: FakePlatform, o: Opts) -> Ran {
     }
 }
 
+/// The failure's cause, as reports write it.
+fn cause(r: &TestResult) -> String {
+    match &r.outcome {
+        Outcome::Failed { cause, .. } | Outcome::Error { cause, .. } => {
+            cause.map(|c| c.to_string()).unwrap_or_default()
+        }
+        Outcome::Passed => String::new(),
+    }
+}
+
 fn message(r: &TestResult) -> (&'static str, &str) {
     match &r.outcome {
         Outcome::Passed => ("passed", ""),
@@ -176,6 +186,11 @@ async fn the_candidate_fails_a_test_and_the_harness_errs_it() {
     let (kind, m) = message(ran.result("qemu-missing"));
     assert_eq!(kind, "error", "{m}");
     assert_eq!(m, "booting: qemu-system-x86_64: not found");
+    let causes: Vec<String> = ["exits-wrong", "qemu-killed", "no-kernel", "qemu-missing"]
+        .iter()
+        .map(|t| cause(ran.result(t)))
+        .collect();
+    assert_eq!(causes, ["exit-status", "qemu-died", "boot:bootloader", "host"]);
     // Every machine went down with its test, whatever happened.
     for m in ["a", "b", "c", "d"] {
         assert_eq!(ran.calls(m).last().map(String::as_str), Some("shutdown"));
@@ -237,6 +252,7 @@ async fn a_template_that_fails_fails_every_test_waiting_on_it_with_its_cause() {
             "{t}: {m}"
         );
     }
+    assert_eq!(cause(ran.result("one")), "boot:kernel");
     // One boot in all: the template's. Neither test booted a machine of its own.
     assert_eq!(ran.calls("node"), ["create", "boot", "shutdown"]);
     // The template's console is in the run folder.
@@ -274,6 +290,7 @@ async fn an_interrupt_in_the_middle_of_a_step_ends_the_test_and_its_machine() {
     assert_eq!(ran.end, RunEnd::Interrupted);
     let (kind, m) = message(ran.result("t"));
     assert_eq!((kind, m), ("error", "interrupted by SIGINT while running"));
+    assert_eq!(cause(ran.result("t")), "interrupted");
     // The test's task was dropped mid-step, and its machine with it (a QEMU machine's drop
     // kills its process group).
     assert_eq!(ran.calls("node").last().unwrap(), "dropped while up");
