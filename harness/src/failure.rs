@@ -41,8 +41,6 @@ pub enum Cause {
     Ssh,
     /// QEMU ended although Aviary did not end it.
     QemuDied,
-    /// A template (boot-once snapshot, state after a setup) the test starts from failed.
-    Template,
     /// The run was interrupted, or never got to the test.
     Interrupted,
     /// The harness panicked.
@@ -65,7 +63,6 @@ impl fmt::Display for Cause {
                 Cause::Checks => "checks",
                 Cause::Ssh => "ssh",
                 Cause::QemuDied => "qemu-died",
-                Cause::Template => "template",
                 Cause::Interrupted => "interrupted",
                 Cause::Panic => "panic",
                 Cause::Host | Cause::Boot(_) => "host",
@@ -102,7 +99,6 @@ impl TryFrom<String> for Cause {
             Cause::Checks,
             Cause::Ssh,
             Cause::QemuDied,
-            Cause::Template,
             Cause::Interrupted,
             Cause::Panic,
             Cause::Host,

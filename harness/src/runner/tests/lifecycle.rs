@@ -190,7 +190,10 @@ async fn the_candidate_fails_a_test_and_the_harness_errs_it() {
         .iter()
         .map(|t| cause(ran.result(t)))
         .collect();
-    assert_eq!(causes, ["exit-status", "qemu-died", "boot:bootloader", "host"]);
+    assert_eq!(
+        causes,
+        ["exit-status", "qemu-died", "boot:bootloader", "host"]
+    );
     // Every machine went down with its test, whatever happened.
     for m in ["a", "b", "c", "d"] {
         assert_eq!(ran.calls(m).last().map(String::as_str), Some("shutdown"));
