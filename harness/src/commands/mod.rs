@@ -201,9 +201,8 @@ fn cmd_list(sel: SelectArgs) -> Result<i32> {
             String::new()
         };
         println!(
-            "{}::{}  machines: {}  {setup}steps: {}  timeout: {}",
-            t.suite,
-            t.name,
+            "{}  machines: {}  {setup}steps: {}  timeout: {}",
+            t.id(),
             machines.join(" "),
             t.steps.len() - t.setup,
             suite::duration::format(t.timeout)

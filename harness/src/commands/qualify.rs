@@ -161,10 +161,7 @@ fn print_plan(
         policy_path.display()
     );
     for p in planned {
-        eprintln!(
-            "  {}::{}  {} ({})",
-            p.test.suite, p.test.name, p.how, p.mode
-        );
+        eprintln!("  {}  {} ({})", p.test.id(), p.how, p.mode);
     }
     if let Some(b) = budget {
         eprintln!(

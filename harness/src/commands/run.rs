@@ -146,12 +146,9 @@ fn resolve_images(images: &mut Images, tests: &[Test]) -> Result<BTreeMap<String
     let mut resolved: BTreeMap<String, ResolvedImage> = BTreeMap::new();
     for t in tests {
         let mut resolve = |r: &ImageRef, what: String| {
-            images.resolve(r).map_err(|e| {
-                BadInput(format!(
-                    "aviary: test {}::{}, {what}: {e:#}",
-                    t.suite, t.name
-                ))
-            })
+            images
+                .resolve(r)
+                .map_err(|e| BadInput(format!("aviary: test {}, {what}: {e:#}", t.id())))
         };
         let targets = t.steps.iter().filter_map(|s| match &s.kind {
             suite::StepKind::Update(u) => Some(ImageRef::Channel(u.to.clone())),
@@ -193,12 +190,8 @@ fn write_jobs(
             let cfg = crate::ignition::config(&m.ignition, &m.name, pubkey);
             crate::private::write(&path, serde_json::to_string_pretty(&cfg)?)
                 .with_context(|| format!("writing {}", path.display()))?;
-            crate::ignition::validate(&path).map_err(|e| {
-                BadInput(format!(
-                    "test {}::{}, machine {}: {e:#}",
-                    t.suite, t.name, m.name
-                ))
-            })?;
+            crate::ignition::validate(&path)
+                .map_err(|e| BadInput(format!("test {}, machine {}: {e:#}", t.id(), m.name)))?;
             ign.insert(m.name.clone(), path);
             imgs.insert(m.name.clone(), resolved[&m.image.to_string()].clone());
         }

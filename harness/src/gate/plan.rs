@@ -189,7 +189,7 @@ mod tests {
         let p = plan(&t, &suites(), "beta").unwrap();
         let ids: Vec<String> = p
             .iter()
-            .map(|x| format!("{}::{} {} ({})", x.test.suite, x.test.name, x.mode, x.how))
+            .map(|x| format!("{} {} ({})", x.test.id(), x.mode, x.how))
             .collect();
         assert_eq!(
             ids,

@@ -17,6 +17,7 @@ use crate::failure::{Cause, Failure};
 use crate::images::manifest::Manifest;
 use crate::machine::{Machine, Platform};
 use crate::report::{Event, FanOut};
+use crate::suite::TestId;
 use result::{Outcome, RunInfo, TestResult};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -286,10 +287,10 @@ pub async fn run_with(
 
 /// The tests in flight while `run` dispatches, and the results reported so far.
 struct Flight {
-    running: BTreeMap<String, Running>,
+    running: BTreeMap<TestId, Running>,
     set: JoinSet<TestResult>,
     /// Which test each task runs, so that a task that panicked is blamed on its own test.
-    tasks: BTreeMap<tokio::task::Id, String>,
+    tasks: BTreeMap<tokio::task::Id, TestId>,
     results: Vec<TestResult>,
     exec: Exec,
     /// Where the tests send their step events (`trail::Tell`).
@@ -343,7 +344,7 @@ impl Flight {
         shared: &Arc<Shared>,
         sinks: &mut FanOut,
     ) -> anyhow::Result<()> {
-        let id: String = r.id().into();
+        let id = r.id();
         let Some(mut t) = self.running.remove(&id) else {
             // Not a test in flight (each task reports its own test): record it as it is.
             return self.report(sinks, r);
@@ -380,7 +381,7 @@ impl Flight {
     fn task_failed(&mut self, e: tokio::task::JoinError, sinks: &mut FanOut) -> anyhow::Result<()> {
         let test = self.tasks.remove(&e.id());
         tracing::error!(
-            test = test.as_deref().unwrap_or("?"),
+            test = test.as_ref().map_or("?", |t| t.as_str()),
             "test task failed: {e}"
         );
         let Some(t) = test.and_then(|id| self.running.remove(&id)) else {
@@ -400,7 +401,10 @@ impl Flight {
         while self.set.join_next().await.is_some() {}
         self.tasks.clear();
         crate::machine::process::kill_all();
-        let ids: Vec<String> = std::mem::take(&mut self.running).into_keys().collect();
+        let ids: Vec<String> = std::mem::take(&mut self.running)
+            .into_keys()
+            .map(String::from)
+            .collect();
         if !ids.is_empty() {
             tracing::info!(tests = %ids.join(", "), "cancelled: the run stopped");
         }

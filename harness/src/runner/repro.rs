@@ -93,7 +93,7 @@ pub fn write(job: &Job, shared: &Shared, outcome: &Outcome) -> std::io::Result<P
     std::fs::write(dir.join("test.yaml"), &job.excerpt)?;
     let bundle = Bundle {
         aviary: env!("CARGO_PKG_VERSION").to_string(),
-        test: job.id(),
+        test: job.id().into(),
         suite_file: absolute(&job.test.loc.file),
         manifest: absolute(&shared.manifest_path),
         seed: shared.info.seed,

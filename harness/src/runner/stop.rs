@@ -33,7 +33,7 @@ impl Stop {
                 results
                     .iter()
                     .find(|r| matches!(r.outcome, Outcome::Failed { .. }))
-                    .map(|r| format!("--fail-fast: {}::{} failed", r.suite, r.name))
+                    .map(|r| format!("--fail-fast: {} failed", r.id()))
             }),
             cancel_running: false,
         }

@@ -8,7 +8,7 @@ use crate::checks;
 use crate::failure::{first_line, Blame, Cause, Failure};
 use crate::machine::{Machine, MachineOpts};
 use crate::report::steps_log::StepEnd;
-use crate::suite::{Checks, Test};
+use crate::suite::{Checks, Test, TestId};
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -34,8 +34,8 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn id(&self) -> String {
-        self.test.id().into()
+    pub fn id(&self) -> TestId {
+        self.test.id()
     }
 }
 
