@@ -10,8 +10,8 @@ use crate::report::{
     html_file::HtmlReporter, junit::JunitReporter, progress::ProgressReporter,
     summary::SummaryReporter, FanOut,
 };
+use crate::runner::job::Job;
 use crate::runner::result::{RunInfo, TestResult};
-use crate::runner::test::Job;
 use crate::runner::{self, RunEnd, Shared};
 use crate::shard::Shard;
 use crate::suite::{self, ImageRef, Suite, Test};

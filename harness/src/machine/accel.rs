@@ -1,33 +1,12 @@
 //! Which accelerator runs the VMs. /dev/kvm is never trusted: a tiny real boot decides.
 
 use super::process::GroupChild;
+pub use super::qemu::Accel;
 use super::qemu::QEMU_BINARY;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-impl Accel {
-    pub fn qemu_name(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        }
-    }
-}
-
-impl std::fmt::Display for Accel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.qemu_name())
-    }
-}
 
 /// How one probe boot ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

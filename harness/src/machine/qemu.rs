@@ -1,9 +1,33 @@
-//! The QEMU command line, built from a plain description so it can be tested without QEMU.
+//! How QEMU is invoked: its binary, the accelerator flag, and the command line, built from a
+//! plain description so it can be tested without QEMU.
 
-use super::accel::Accel;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 pub const QEMU_BINARY: &str = "qemu-system-x86_64";
+
+/// Which accelerator QEMU runs the guest with (`accel.rs` decides which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn qemu_name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+impl std::fmt::Display for Accel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.qemu_name())
+    }
+}
 
 /// Everything that decides one QEMU invocation.
 #[derive(Debug, Clone)]

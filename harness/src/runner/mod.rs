@@ -1,7 +1,9 @@
 //! The runner owns time: it schedules jobs, scales deadlines to the accelerator, handles
 //! SIGINT/SIGTERM, and emits events; it never formats output.
 
+pub mod job;
 pub mod lookup;
+pub mod machines;
 pub mod repro;
 pub mod result;
 pub mod retry;
@@ -18,12 +20,12 @@ use crate::images::manifest::Manifest;
 use crate::machine::{Machine, Platform};
 use crate::report::{Event, FanOut};
 use crate::suite::TestId;
+use job::Job;
 use result::{Outcome, RunInfo, TestResult};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use test::Job;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
 

@@ -2,7 +2,7 @@
 //! images and digests, Ignition configs, QEMU command lines, the suite excerpt, seed and
 //! accelerator. `aviary reproduce <test>/repro` reruns it.
 
-use super::test::Job;
+use super::job::Job;
 use super::Shared;
 use crate::runner::result::Outcome;
 use serde::{Deserialize, Serialize};

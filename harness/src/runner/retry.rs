@@ -9,8 +9,8 @@
 //! Interruption (SIGINT/SIGTERM) is never retried: the runner stops scheduling and reports the
 //! running and pending tests as errors, together with the attempts they already made.
 
+use super::job::Job;
 use super::result::{Outcome, Rerun, TestResult};
-use super::test::Job;
 use std::path::PathBuf;
 
 /// Whether an attempt (0 = the first run) that ended with `outcome` gets another one.

@@ -4,9 +4,11 @@
 //! that fails says why, and whether the candidate is at fault (`TemplateError`): the tests
 //! waiting on it then fail at once with its cause, or boot cold when the harness was at fault.
 
+use super::job::Job;
+use super::machines::{aviary_exe, post_checks, update_servers};
 use super::result::UpdateRecord;
 use super::snapshot::TemplateError;
-use super::test::{aviary_exe, post_checks, run_steps, update_servers, Job};
+use super::steps::run_steps;
 use super::trail::{Log, Trail};
 use super::Shared;
 use crate::failure::{Blame, Cause, Failure};

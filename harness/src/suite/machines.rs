@@ -1,11 +1,14 @@
 //! Validating a test's machines: image, memory, vCPUs, Ignition (hostname, files, units,
 //! contents from host files), and the private cluster segment that links several machines.
 
-use super::load::{Validator, MAX_MACHINES};
 use super::model::*;
 use super::raw::{self, S};
+use super::validator::Validator;
 use std::collections::BTreeMap;
 
+/// Machines one test may declare: far more than one host runs, and few enough that the
+/// cluster's default addresses (10.77.0.11 up) and MACs stay in their last byte.
+pub const MAX_MACHINES: usize = 64;
 pub const DEFAULT_MEMORY_MIB: u32 = 1024;
 pub const DEFAULT_CPUS: u32 = 1;
 

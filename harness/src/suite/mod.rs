@@ -23,15 +23,19 @@
 //! `harness/tests/vm.rs`.
 
 pub mod duration;
+mod errors;
 mod load;
 mod machines;
 pub mod model;
 mod raw;
 pub mod template;
+mod validator;
 mod verbs;
 
-pub use load::{load_file, load_str, LoadContext, LoadError, LoadErrors};
+pub use errors::{LoadError, LoadErrors};
+pub use load::{load_file, load_str};
 pub use model::*;
+pub use validator::LoadContext;
 
 #[cfg(test)]
 mod tests;

@@ -4,10 +4,9 @@
 
 use super::verbs::StepDef;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
 
-pub type S<T> = Spanned<T>;
+pub use super::validator::S;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -12,15 +12,19 @@ mod slots;
 mod update;
 mod wait_for;
 
+use super::job::Job;
 use super::lookup::Values;
-use crate::failure::Failure;
+use super::trail::Trail;
+use super::Shared;
+use crate::failure::{Blame, Failure};
 use crate::images::manifest::Manifest;
 use crate::images::ResolvedImage;
 use crate::machine::Machine;
+use crate::report::steps_log::StepEnd;
 use crate::suite::{Step, StepKind};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use expect::parse_os_release;
 pub use slots::booted_slot;
@@ -63,4 +67,62 @@ pub async fn run_step(step: &Step, env: &mut StepEnv<'_>) -> Result<(), Failure>
         StepKind::Update(x) => update::handle(env, on, x).await,
         StepKind::Fault(x) => fault::handle(env, on, *x).await,
     }
+}
+
+/// Runs the job's steps `range` (0-based; the setup's come first) on `machines`, with artifacts
+/// in `dir`, each logged with its number, verb and place; stops at the first that fails.
+pub async fn run_steps(
+    job: &Job,
+    range: std::ops::Range<usize>,
+    machines: &mut BTreeMap<String, Box<dyn Machine>>,
+    servers: &BTreeMap<String, crate::update_server::UpdateServer>,
+    shared: &Shared,
+    dir: &std::path::Path,
+    trail: &mut Trail,
+) -> Result<(), Failure> {
+    let test = &job.test;
+    let mut env = StepEnv {
+        machines,
+        images: &job.images,
+        releases: &job.releases,
+        servers,
+        manifest: &shared.manifest,
+        test_dir: dir,
+        run_timeout: shared.scaled(Duration::from_secs(60)),
+        wait_timeout: shared.scaled(Duration::from_secs(120)),
+        log: &mut trail.log,
+        updates: &mut trail.updates,
+    };
+    let env = &mut env;
+    for (i, step) in test
+        .steps
+        .iter()
+        .enumerate()
+        .take(range.end)
+        .skip(range.start)
+    {
+        let t = Instant::now();
+        env.log.started(
+            i + 1,
+            step.kind.verb(),
+            step.loc.to_string(),
+            i < test.setup,
+        );
+        let r = run_step(step, env).await;
+        let end = match &r {
+            Ok(()) => StepEnd::Passed,
+            Err(f) if f.blame == Blame::Candidate => StepEnd::Failed,
+            Err(_) => StepEnd::Error,
+        };
+        env.log.finished(i + 1, end, t.elapsed().as_secs_f64());
+        r.map_err(|f| {
+            f.at(&format!(
+                "step {} ({}, {})",
+                i + 1,
+                step.kind.verb(),
+                step.loc
+            ))
+        })?;
+    }
+    Ok(())
 }

@@ -1,9 +1,9 @@
 //! `copy: { on, from_host | from_guest, to }`.
 
 use super::{machine, Checked};
-use crate::suite::load::Validator;
 use crate::suite::model::{CopyDirection, CopyStep, StepKind};
-use crate::suite::raw::S;
+use crate::suite::validator::Validator;
+use crate::suite::validator::S;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 

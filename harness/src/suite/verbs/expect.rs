@@ -1,10 +1,10 @@
 //! `expect: { on, os_release, version, kernel, slot, disk }`.
 
 use super::{machine, Checked};
-use crate::suite::load::Validator;
 use crate::suite::model::{DiskExpect, ExpectStep, Slot, StepKind};
-use crate::suite::raw::S;
 use crate::suite::template;
+use crate::suite::validator::Validator;
+use crate::suite::validator::S;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 

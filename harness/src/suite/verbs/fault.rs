@@ -1,9 +1,9 @@
 //! `fault: { on, corrupt | panic | health_fail: inactive-slot }`.
 
 use super::{machine, Checked};
-use crate::suite::load::Validator;
 use crate::suite::model::{Fault, StepKind};
-use crate::suite::raw::S;
+use crate::suite::validator::Validator;
+use crate::suite::validator::S;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 

@@ -10,9 +10,9 @@ mod run;
 mod update;
 mod wait_for;
 
-use super::load::Validator;
 use super::model::{Step, StepKind};
-use super::raw::S;
+use super::validator::Validator;
+use super::validator::S;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 

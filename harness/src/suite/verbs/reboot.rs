@@ -1,9 +1,9 @@
 //! `reboot: MACHINE`.
 
 use super::{machine, Checked};
-use crate::suite::load::Validator;
 use crate::suite::model::StepKind;
-use crate::suite::raw::S;
+use crate::suite::validator::Validator;
+use crate::suite::validator::S;
 use std::collections::BTreeSet;
 
 pub(super) fn check(

@@ -1,9 +1,9 @@
 //! `run: { on, cmd, exit, stdout, stderr, timeout }`.
 
 use super::{machine, Checked};
-use crate::suite::load::Validator;
 use crate::suite::model::{RunStep, StepKind};
-use crate::suite::raw::S;
+use crate::suite::validator::Validator;
+use crate::suite::validator::S;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 

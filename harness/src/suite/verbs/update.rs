@@ -1,9 +1,9 @@
 //! `update: { on, to, payload, expect, cut_power, timeout }`.
 
 use super::{machine, Checked};
-use crate::suite::load::Validator;
 use crate::suite::model::{PayloadFault, StepKind, UpdateStep};
-use crate::suite::raw::S;
+use crate::suite::validator::Validator;
+use crate::suite::validator::S;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 

@@ -1,9 +1,9 @@
 //! `wait_for: { on, unit | port | file | console, timeout }`.
 
 use super::{machine, Checked};
-use crate::suite::load::Validator;
 use crate::suite::model::{StepKind, WaitCond, WaitForStep};
-use crate::suite::raw::S;
+use crate::suite::validator::Validator;
+use crate::suite::validator::S;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
