@@ -4,19 +4,17 @@
 
 use super::{load_suites, parse_shard, runtime, select, BadInput};
 use crate::cli::*;
-use crate::images::{Images, ResolvedImage, Workspace};
+use crate::images::{Images, Workspace};
 use crate::machine::accel;
 use crate::report::{
     html_file::HtmlReporter, junit::JunitReporter, progress::ProgressReporter,
     summary::SummaryReporter, FanOut,
 };
-use crate::runner::job::Job;
 use crate::runner::result::{RunInfo, TestResult};
 use crate::runner::{self, RunEnd, Shared};
 use crate::shard::Shard;
-use crate::suite::{self, ImageRef, Suite, Test};
+use crate::suite::{Suite, Test};
 use anyhow::{Context, Result};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -91,7 +89,7 @@ pub(super) fn execute(
         check_host_tools()?;
         check_memory(&tests)?;
     }
-    let resolved = resolve_images(images, &tests)?;
+    let resolved = runner::plan::resolve_images(images, &tests)?;
     let (stamp, started) = crate::clock::stamps(crate::clock::now_secs());
     let seed = o.seed.unwrap_or_else(random_u64);
     let run_id = format!("{stamp}-{:04x}", seed & 0xffff);
@@ -104,12 +102,12 @@ pub(super) fn execute(
     crate::ssh::generate_key(&key)?;
     let pubkey = std::fs::read_to_string(key.with_extension("pub"))
         .with_context(|| format!("reading {}", key.with_extension("pub").display()))?;
-    let jobs = write_jobs(&run_dir, suites, &tests, &resolved, &pubkey)?;
+    let plan = runner::plan::Plan::build(resolved, suites, &tests, &run_dir, &pubkey)?;
     let latest = reports.join("latest");
     let _ = std::fs::remove_file(&latest);
     let _ = std::os::unix::fs::symlink(&run_id, &latest);
     let rt = runtime()?;
-    let kernel = resolved.values().find_map(|r| r.vmlinuz.clone());
+    let kernel = plan.images.values().find_map(|r| r.vmlinuz.clone());
     let forced = o.accel.clone().or_else(accel::forced_by_env);
     let decision = rt.block_on(accel::detect(
         &images.cache,
@@ -124,14 +122,14 @@ pub(super) fn execute(
         dir: run_dir.clone(),
         seed,
         accel: decision,
-        images: resolved.values().cloned().collect(),
+        images: plan.images.values().cloned().collect(),
         suites: suites.iter().map(|s| s.name.clone()).collect(),
         shard: o.shard,
         retries: o.retries,
         merged_from: Vec::new(),
         schedule: None,
     };
-    let code = rt.block_on(run_jobs(ws, images, info, key, jobs, o))?;
+    let code = rt.block_on(run_plan(ws, images, info, key, plan, o))?;
     drop(rt);
     crate::machine::process::kill_all();
     write_resources(&run_dir.join("resources.json"));
@@ -141,99 +139,13 @@ pub(super) fn execute(
     Ok(Executed { code, run_dir })
 }
 
-/// Every image the tests boot or update into, built if missing, its digest verified.
-fn resolve_images(images: &mut Images, tests: &[Test]) -> Result<BTreeMap<String, ResolvedImage>> {
-    let mut resolved: BTreeMap<String, ResolvedImage> = BTreeMap::new();
-    for t in tests {
-        let mut resolve = |r: &ImageRef, what: String| {
-            images
-                .resolve(r)
-                .map_err(|e| BadInput(format!("aviary: test {}, {what}: {e:#}", t.id())))
-        };
-        let targets = t.steps.iter().filter_map(|s| match &s.kind {
-            suite::StepKind::Update(u) => Some(ImageRef::Channel(u.to.clone())),
-            _ => None,
-        });
-        for r in targets {
-            if let std::collections::btree_map::Entry::Vacant(v) = resolved.entry(r.to_string()) {
-                v.insert(resolve(&r, format!("update to `{r}`"))?);
-            }
-        }
-        for m in &t.machines {
-            if let std::collections::btree_map::Entry::Vacant(v) =
-                resolved.entry(m.image.to_string())
-            {
-                v.insert(resolve(&m.image, format!("machine {}", m.name))?);
-            }
-        }
-    }
-    Ok(resolved)
-}
-
-/// Each test's job, with every Ignition config written and validated before any VM starts.
-fn write_jobs(
-    run_dir: &Path,
-    suites: &[Suite],
-    tests: &[Test],
-    resolved: &BTreeMap<String, ResolvedImage>,
-    pubkey: &str,
-) -> Result<Vec<Job>> {
-    let mut jobs = Vec::new();
-    for t in tests {
-        let dir = run_dir.join(&t.suite).join(&t.name);
-        let mut ign = BTreeMap::new();
-        let mut imgs = BTreeMap::new();
-        for m in &t.machines {
-            let mdir = dir.join(&m.name);
-            private_dir(&mdir)?;
-            let path = mdir.join("config.ign");
-            let cfg = crate::ignition::config(&m.ignition, &m.name, pubkey);
-            crate::private::write(&path, serde_json::to_string_pretty(&cfg)?)
-                .with_context(|| format!("writing {}", path.display()))?;
-            crate::ignition::validate(&path)
-                .map_err(|e| BadInput(format!("test {}, machine {}: {e:#}", t.id(), m.name)))?;
-            ign.insert(m.name.clone(), path);
-            imgs.insert(m.name.clone(), resolved[&m.image.to_string()].clone());
-        }
-        let releases = t
-            .steps
-            .iter()
-            .filter_map(|s| match &s.kind {
-                suite::StepKind::Update(u) => Some((u.to.clone(), resolved[&u.to].clone())),
-                _ => None,
-            })
-            .collect();
-        let next = suites
-            .iter()
-            .flat_map(|s| s.tests.iter())
-            .filter(|o| o.loc.file == t.loc.file && o.loc.line > t.loc.line)
-            .map(|o| o.loc.line)
-            .min();
-        let source = suites
-            .iter()
-            .find(|s| s.path == t.loc.file)
-            .map(|s| s.source.as_str())
-            .unwrap_or("");
-        jobs.push(Job {
-            excerpt: crate::runner::repro::excerpt(source, t.loc.line, next),
-            test: t.clone(),
-            dir,
-            images: imgs,
-            ignition: ign,
-            releases,
-            attempt: 0,
-        });
-    }
-    Ok(jobs)
-}
-
-/// Runs the jobs with the reporters; the exit code.
-async fn run_jobs(
+/// Runs the plan's jobs with the reporters; the exit code.
+async fn run_plan(
     ws: &Workspace,
     images: &Images,
     mut info: RunInfo,
     key: PathBuf,
-    jobs: Vec<Job>,
+    plan: runner::plan::Plan,
     o: &RunOptions,
 ) -> Result<i32> {
     let sock_dir = tempfile::Builder::new().prefix("aviary-").tempdir()?;
@@ -262,10 +174,7 @@ async fn run_jobs(
             .clone()
             .or_else(|| o.fail_fast.then(runner::stop::Stop::fail_fast)),
         snapshots: (!o.cold).then(|| {
-            runner::snapshot::Cache::new(
-                sock_dir.path().join("snap"),
-                runner::template::planned_keys(&jobs, &accel),
-            )
+            runner::snapshot::Cache::new(sock_dir.path().join("snap"), plan.template_keys(&accel))
         }),
     });
     let mut sinks = FanOut(vec![
@@ -275,7 +184,7 @@ async fn run_jobs(
         Box::new(HtmlReporter::new(run_dir.clone())),
         Box::new(crate::report::steps_log::StepsLogReporter::new()),
     ]);
-    let (results, end) = runner::run(jobs, shared.clone(), &mut sinks).await?;
+    let (results, end) = runner::run(plan.jobs, shared.clone(), &mut sinks).await?;
     let kept = std::mem::take(&mut *shared.kept.lock().unwrap_or_else(|e| e.into_inner()));
     if !kept.is_empty() && end == RunEnd::Completed {
         eprintln!(
@@ -290,31 +199,18 @@ async fn run_jobs(
     for mut m in kept {
         m.shutdown().await;
     }
-    Ok(closing_line(&results, end, &run_dir))
+    Ok(exit_code(&results, end))
 }
 
-/// Prints the run's counts and says its exit code.
-fn closing_line(results: &[TestResult], end: RunEnd, run_dir: &Path) -> i32 {
+/// The run's exit code (its closing line is the progress reporter's).
+fn exit_code(results: &[TestResult], end: RunEnd) -> i32 {
     let s = crate::runner::result::RunStats::of(results);
-    let (p, f, e) = (s.passed, s.failed, s.errors);
-    let flaky = if s.flaky > 0 {
-        format!(" ({} flaky)", s.flaky)
-    } else {
-        String::new()
-    };
-    eprintln!(
-        "aviary: {p} passed{flaky}, {f} failed, {e} errors — {}",
-        run_dir.join("junit.xml").display()
-    );
     match end {
-        RunEnd::Interrupted => EXIT_INTERRUPTED,
-        RunEnd::Completed if e > 0 => EXIT_BAD_INPUT,
-        RunEnd::Completed if f > 0 => EXIT_FAILURES,
+        RunEnd::Interrupted(_) => EXIT_INTERRUPTED,
+        RunEnd::Completed if s.errors > 0 => EXIT_BAD_INPUT,
+        RunEnd::Completed if s.failed > 0 => EXIT_FAILURES,
         RunEnd::Completed => EXIT_PASS,
-        RunEnd::Stopped(s) => {
-            eprintln!("aviary: stopped early: {s}");
-            EXIT_FAILURES
-        }
+        RunEnd::Stopped(_) => EXIT_FAILURES,
     }
 }
 

@@ -167,8 +167,11 @@ mod tests {
         })
         .unwrap();
         r.on_event(&Event::RunFinished {
-            interrupted: None,
-            stopped: Some("--fail-fast: s::users failed; 0 test(s) not started".into()),
+            end: crate::runner::RunEnd::Stopped(crate::runner::stop::Stopped {
+                reason: "--fail-fast: s::users failed".into(),
+                not_run: 0,
+                cancelled: Vec::new(),
+            }),
         })
         .unwrap();
         assert!(!d.path().join("summary.json").exists());

@@ -40,10 +40,9 @@ pub enum Event {
         at_ms: u128,
         step: steps_log::StepEvent,
     },
+    /// The run is over: how it ended (completed, stopped early by a rule, or interrupted).
     RunFinished {
-        interrupted: Option<String>,
-        /// Why the run ended before its last test, and what it left out (`runner::stop`).
-        stopped: Option<String>,
+        end: crate::runner::RunEnd,
     },
 }
 

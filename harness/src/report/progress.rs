@@ -4,7 +4,8 @@
 
 use super::steps_log::StepEvent;
 use super::{Event, Reporter};
-use crate::runner::result::Outcome;
+use crate::runner::result::{Outcome, RunStats};
+use crate::runner::RunEnd;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct ProgressReporter {
@@ -13,6 +14,10 @@ pub struct ProgressReporter {
     running: Vec<(String, Option<String>)>,
     /// Attempts a test gets at most: 1 + `--retries`.
     attempts: u32,
+    /// The final results so far, for the closing line.
+    stats: RunStats,
+    /// The run's junit.xml, which the closing line names.
+    junit: std::path::PathBuf,
 }
 
 impl ProgressReporter {
@@ -27,6 +32,8 @@ impl ProgressReporter {
             bar,
             running: Vec::new(),
             attempts: 1,
+            stats: RunStats::default(),
+            junit: std::path::PathBuf::new(),
         }
     }
 
@@ -64,6 +71,7 @@ impl Reporter for ProgressReporter {
             Event::RunStarted { info, total } => {
                 self.bar.set_length(*total as u64);
                 self.attempts = info.retries + 1;
+                self.junit = info.dir.join("junit.xml");
                 let schedule = info
                     .schedule
                     .map(|b| format!(", {}", b.describe()))
@@ -84,6 +92,7 @@ impl Reporter for ProgressReporter {
                 self.refresh();
             }
             Event::TestFinished { result } => {
+                self.stats.add(result);
                 let id: String = result.id().into();
                 self.running.retain(|(r, _)| *r != id);
                 self.bar.inc(1);
@@ -140,16 +149,13 @@ impl Reporter for ProgressReporter {
                 }
             }
             Event::Step { .. } => {}
-            Event::RunFinished {
-                interrupted,
-                stopped,
-            } => {
-                if let Some(why) = interrupted {
-                    self.line(format!("aviary: interrupted ({why})"));
+            Event::RunFinished { end } => {
+                match end {
+                    RunEnd::Interrupted(why) => self.line(format!("aviary: interrupted ({why})")),
+                    RunEnd::Stopped(s) => self.line(format!("aviary: stopped early: {s}")),
+                    RunEnd::Completed => {}
                 }
-                if let Some(why) = stopped {
-                    self.line(format!("aviary: stopped early: {why}"));
-                }
+                self.line(format!("aviary: {} — {}", self.stats, self.junit.display()));
                 self.bar.finish_and_clear();
             }
         }

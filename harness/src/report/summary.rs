@@ -2,6 +2,7 @@
 
 use super::{Event, Reporter};
 use crate::runner::result::{RunInfo, RunStats, TestResult};
+use crate::runner::RunEnd;
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -23,12 +24,12 @@ impl RunRecord {
         match ev {
             Event::RunStarted { info, .. } => self.info = Some(info.clone()),
             Event::TestFinished { result } => self.results.push(result.clone()),
-            Event::RunFinished {
-                interrupted,
-                stopped,
-            } => {
-                self.interrupted = interrupted.clone();
-                self.stopped = stopped.clone();
+            Event::RunFinished { end } => {
+                (self.interrupted, self.stopped) = match end {
+                    RunEnd::Interrupted(why) => (Some(why.clone()), None),
+                    RunEnd::Stopped(s) => (None, Some(s.to_string())),
+                    RunEnd::Completed => (None, None),
+                };
                 self.finished = true;
             }
             Event::TestStarted { .. } | Event::TestRetrying { .. } | Event::Step { .. } => {

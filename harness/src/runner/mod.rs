@@ -4,6 +4,7 @@
 pub mod job;
 pub mod lookup;
 pub mod machines;
+pub mod plan;
 pub mod repro;
 pub mod result;
 pub mod retry;
@@ -73,12 +74,15 @@ impl Shared {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a run ended, ordered by gravity: a run that a stop rule ended early and then a signal
+/// interrupted ended interrupted (`max`), as nextest's cancel reasons.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RunEnd {
     Completed,
-    Interrupted,
     /// `Shared::stop` ended the run early.
     Stopped(stop::Stopped),
+    /// SIGINT or SIGTERM, by name.
+    Interrupted(String),
 }
 
 /// `schedule::work` of a test: its steps, updates, reboots and machines that boot cold.
@@ -215,23 +219,28 @@ pub async fn run_with(
         exec,
         tx,
     };
-    // A signal during setup (before these streams existed) was remembered: start nothing.
-    let mut interrupted: Option<String> = signals.early();
+    // How the run ends so far; a signal during setup (before these streams existed) was
+    // remembered: start nothing.
+    let mut end = signals
+        .early()
+        .map_or(RunEnd::Completed, RunEnd::Interrupted);
     let mut pending = queue(jobs, &shared);
-    // Why the run stopped starting tests, once `shared.stop` said so.
-    let mut stopped: Option<String> = None;
-    let mut cancelled = Vec::new();
-    while interrupted.is_none() {
-        while stopped.is_none() {
-            let now: Vec<schedule::Demand> =
-                flight.running.values().map(|t| demand(&t.first)).collect();
-            let Some(job) = shared.budget.take(&now, &mut pending) else {
-                break;
-            };
-            flight.start(job, &shared, sinks)?;
+    while !matches!(end, RunEnd::Interrupted(_)) {
+        // Start what the budget admits, unless the run is ending.
+        if end == RunEnd::Completed {
+            loop {
+                let now: Vec<schedule::Demand> =
+                    flight.running.values().map(|t| demand(&t.first)).collect();
+                let Some(job) = shared.budget.take(&now, &mut pending) else {
+                    break;
+                };
+                flight.start(job, &shared, sinks)?;
+            }
         }
-        if stopped.is_some() && shared.stop.as_ref().is_some_and(|s| s.cancel_running) {
-            cancelled = flight.cancel().await;
+        if let RunEnd::Stopped(s) = &mut end {
+            if shared.stop.as_ref().is_some_and(|s| s.cancel_running) {
+                s.cancelled = flight.cancel().await;
+            }
         }
         if flight.running.is_empty() {
             break;
@@ -252,38 +261,27 @@ pub async fn run_with(
                     None => break,
                 }
             }
-            why = signals.next() => { interrupted = Some(why); }
+            why = signals.next() => end = end.max(RunEnd::Interrupted(why)),
         }
-        if interrupted.is_some() {
-            break;
-        }
-        if stopped.is_none() {
-            stopped = shared.stop.as_ref().and_then(|s| s.check(&flight.results));
+        if end == RunEnd::Completed {
+            if let Some(reason) = shared.stop.as_ref().and_then(|s| s.check(&flight.results)) {
+                end = RunEnd::Stopped(stop::Stopped {
+                    reason,
+                    not_run: 0,
+                    cancelled: Vec::new(),
+                });
+            }
         }
     }
-    let not_run = pending.len();
-    if let Some(why) = &interrupted {
-        flight.interrupt(why, pending, sinks, &mut steps).await?;
+    match &mut end {
+        RunEnd::Interrupted(why) => flight.interrupt(why, pending, sinks, &mut steps).await?,
+        RunEnd::Stopped(s) => s.not_run = pending.len(),
+        RunEnd::Completed => {}
     }
     while let Ok(ev) = steps.try_recv() {
         sinks.emit(&ev)?;
     }
-    let end = match (&interrupted, stopped) {
-        (Some(_), _) => RunEnd::Interrupted,
-        (None, Some(reason)) => RunEnd::Stopped(stop::Stopped {
-            reason,
-            not_run,
-            cancelled,
-        }),
-        (None, None) => RunEnd::Completed,
-    };
-    sinks.emit(&Event::RunFinished {
-        interrupted: interrupted.clone(),
-        stopped: match &end {
-            RunEnd::Stopped(s) => Some(s.to_string()),
-            _ => None,
-        },
-    })?;
+    sinks.emit(&Event::RunFinished { end: end.clone() })?;
     Ok((flight.results, end))
 }
 

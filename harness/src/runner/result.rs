@@ -163,14 +163,30 @@ impl RunStats {
     pub fn of(results: &[TestResult]) -> RunStats {
         let mut s = RunStats::default();
         for r in results {
-            match r.outcome {
-                Outcome::Passed => s.passed += 1,
-                Outcome::Failed { .. } => s.failed += 1,
-                Outcome::Error { .. } => s.errors += 1,
-            }
-            s.flaky += usize::from(r.flaky);
+            s.add(r);
         }
         s
+    }
+
+    /// Counts one final result.
+    pub fn add(&mut self, r: &TestResult) {
+        match r.outcome {
+            Outcome::Passed => self.passed += 1,
+            Outcome::Failed { .. } => self.failed += 1,
+            Outcome::Error { .. } => self.errors += 1,
+        }
+        self.flaky += usize::from(r.flaky);
+    }
+}
+
+impl std::fmt::Display for RunStats {
+    /// `3 passed (1 flaky), 1 failed, 0 errors`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} passed", self.passed)?;
+        if self.flaky > 0 {
+            write!(f, " ({} flaky)", self.flaky)?;
+        }
+        write!(f, ", {} failed, {} errors", self.failed, self.errors)
     }
 }
 

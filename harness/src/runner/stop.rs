@@ -45,7 +45,7 @@ impl Stop {
 }
 
 /// How a run that stopped early ended: why, and what it left out of the reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Stopped {
     pub reason: String,
     /// Tests never started.

@@ -131,7 +131,9 @@ async fn play_with(
         scripted(names, started.clone()),
         Signals::Channel(interrupts),
     );
-    let (results, end) = tokio::time::timeout(Duration::from_secs(5), run)
+    // A guard against a hang, not a speed limit: a panic's backtrace alone can take seconds
+    // to print on a loaded host.
+    let (results, end) = tokio::time::timeout(Duration::from_secs(60), run)
         .await
         .expect("the run ends")
         .expect("no harness error");
@@ -223,7 +225,7 @@ async fn an_interrupt_ends_the_running_as_interrupted_and_the_waiting_as_not_run
         tx.send("SIGINT".to_string()).unwrap();
     };
     let ((results, end, started), ()) = tokio::join!(play, interrupt);
-    assert_eq!(end, RunEnd::Interrupted);
+    assert_eq!(end, RunEnd::Interrupted("SIGINT".into()));
     assert_eq!(started, 2, "c never started");
     assert_eq!(outcome(&results, "a"), [&Outcome::Passed]);
     let message = |name| match outcome(&results, name).as_slice() {
@@ -232,4 +234,38 @@ async fn an_interrupt_ends_the_running_as_interrupted_and_the_waiting_as_not_run
     };
     assert_eq!(message("b"), "interrupted by SIGINT while running");
     assert_eq!(message("c"), "not run: the run was interrupted by SIGINT");
+}
+
+#[tokio::test]
+async fn a_signal_after_a_stop_rule_ends_the_run_interrupted() {
+    use Script::*;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    // a fails (fail-fast stops the run, letting b run on); then SIGTERM comes.
+    let play = play_with(
+        &[("a", Fail), ("b", Hang), ("c", Pass)],
+        2,
+        0,
+        Some(Stop::fail_fast()),
+        rx,
+    );
+    let interrupt = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tx.send("SIGTERM".to_string()).unwrap();
+    };
+    let ((results, end, started), ()) = tokio::join!(play, interrupt);
+    assert_eq!(end, RunEnd::Interrupted("SIGTERM".into()));
+    assert_eq!(started, 2, "c never started");
+    let message = |name| match outcome(&results, name).as_slice() {
+        [Outcome::Error { message, .. }] => message.clone(),
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(message("b"), "interrupted by SIGTERM while running");
+    assert_eq!(message("c"), "not run: the run was interrupted by SIGTERM");
+    // The order the runner keeps: the graver end wins.
+    let stopped = RunEnd::Stopped(stop::Stopped {
+        reason: "r".into(),
+        not_run: 9,
+        cancelled: vec!["z".into()],
+    });
+    assert!(RunEnd::Completed < stopped && stopped < RunEnd::Interrupted(String::new()));
 }

@@ -112,7 +112,10 @@ async fn run_fake(tests: &str, platform: FakePlatform, o: Opts) -> Ran {
         }
         tx.send("SIGINT".into()).unwrap();
     };
-    let (ran, ()) = tokio::join!(tokio::time::timeout(Duration::from_secs(5), run), interrupt);
+    let (ran, ()) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(60), run),
+        interrupt
+    );
     let (results, end) = ran.expect("the run ends").expect("no harness error");
     Ran {
         results,
@@ -290,7 +293,7 @@ async fn an_interrupt_in_the_middle_of_a_step_ends_the_test_and_its_machine() {
         ..Opts::default()
     };
     let ran = run_fake(&runs("t", "node", "sleep 600"), platform, o).await;
-    assert_eq!(ran.end, RunEnd::Interrupted);
+    assert_eq!(ran.end, RunEnd::Interrupted("SIGINT".into()));
     let (kind, m) = message(ran.result("t"));
     assert_eq!((kind, m), ("error", "interrupted by SIGINT while running"));
     assert_eq!(cause(ran.result("t")), "interrupted");
