@@ -446,24 +446,34 @@ pub(super) mod tests {
         std::fs::write(&ign, "{}").unwrap();
         s.tests
             .into_iter()
-            .map(|t| Job {
-                images: t
-                    .machines
-                    .iter()
-                    .map(|m| (m.name.clone(), image("stable", "s1")))
-                    .collect(),
-                ignition: t
-                    .machines
-                    .iter()
-                    .map(|m| (m.name.clone(), ign.clone()))
-                    .collect(),
-                releases: [("beta".to_string(), image("beta", "b1"))].into(),
-                dir: dir.to_path_buf(),
-                attempt: 0,
-                excerpt: String::new(),
-                test: t,
+            .map(|t| {
+                let mut j = on_stable(t, dir.to_path_buf(), &ign);
+                j.releases = [("beta".to_string(), image("beta", "b1"))].into();
+                j
             })
             .collect()
+    }
+
+    /// The job of `t` in `dir`, every machine on `stable` (digest `s1`) with the Ignition
+    /// config `ign`, offering no updates.
+    pub(crate) fn on_stable(t: crate::suite::Test, dir: PathBuf, ign: &std::path::Path) -> Job {
+        Job {
+            images: t
+                .machines
+                .iter()
+                .map(|m| (m.name.clone(), image("stable", "s1")))
+                .collect(),
+            ignition: t
+                .machines
+                .iter()
+                .map(|m| (m.name.clone(), ign.to_path_buf()))
+                .collect(),
+            releases: Default::default(),
+            dir,
+            attempt: 0,
+            excerpt: String::new(),
+            test: t,
+        }
     }
 
     const ONE: &str = "    machines: { node: { image: stable } }\n";

@@ -6,7 +6,7 @@
 use super::*;
 use crate::machine::boot_watch::BootFailure;
 use crate::machine::fake::{Boot, Fake, FakePlatform, Reply};
-use crate::runner::template::tests::image;
+use crate::runner::template::tests::on_stable;
 
 /// The jobs of `tests` (suite `s`, every machine on `stable` with one Ignition config), each
 /// in a folder of its own under `dir`.
@@ -21,23 +21,7 @@ fn jobs(tests: &str, dir: &std::path::Path) -> Vec<Job> {
     suite
         .tests
         .into_iter()
-        .map(|t| Job {
-            dir: dir.join(&t.name),
-            images: t
-                .machines
-                .iter()
-                .map(|m| (m.name.clone(), image("stable", "s1")))
-                .collect(),
-            ignition: t
-                .machines
-                .iter()
-                .map(|m| (m.name.clone(), ign.clone()))
-                .collect(),
-            releases: Default::default(),
-            attempt: 0,
-            excerpt: String::new(),
-            test: t,
-        })
+        .map(|t| on_stable(t.clone(), dir.join(&t.name), &ign))
         .collect()
 }
 
