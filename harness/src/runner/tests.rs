@@ -148,6 +148,30 @@ fn outcome<'a>(results: &'a [TestResult], name: &str) -> Vec<&'a Outcome> {
         .collect()
 }
 
+/// `play_with`, and the signal `name` 200 ms into the run.
+async fn play_then_signal(
+    names: &[(&str, Script)],
+    jobs_at_once: usize,
+    stop: Option<Stop>,
+    name: &str,
+) -> (Vec<TestResult>, RunEnd, u32) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let play = play_with(names, jobs_at_once, 0, stop, rx);
+    let interrupt = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tx.send(name.to_string()).unwrap();
+    };
+    tokio::join!(play, interrupt).0
+}
+
+/// The message of `name`'s one result, a harness error.
+fn error_message(results: &[TestResult], name: &str) -> String {
+    match outcome(results, name).as_slice() {
+        [Outcome::Error { message, .. }] => message.clone(),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_panicking_test_is_blamed_on_itself_and_the_run_goes_on() {
     use Script::*;
@@ -218,20 +242,12 @@ async fn fail_fast_starts_nothing_after_a_failure_and_lets_the_running_finish() 
 #[tokio::test]
 async fn an_interrupt_ends_the_running_as_interrupted_and_the_waiting_as_not_run() {
     use Script::*;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let play = play_with(&[("a", Pass), ("b", Hang), ("c", Pass)], 1, 0, None, rx);
-    let interrupt = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        tx.send("SIGINT".to_string()).unwrap();
-    };
-    let ((results, end, started), ()) = tokio::join!(play, interrupt);
+    let (results, end, started) =
+        play_then_signal(&[("a", Pass), ("b", Hang), ("c", Pass)], 1, None, "SIGINT").await;
     assert_eq!(end, RunEnd::Interrupted("SIGINT".into()));
     assert_eq!(started, 2, "c never started");
     assert_eq!(outcome(&results, "a"), [&Outcome::Passed]);
-    let message = |name| match outcome(&results, name).as_slice() {
-        [Outcome::Error { message, .. }] => message.clone(),
-        other => panic!("{name}: {other:?}"),
-    };
+    let message = |name| error_message(&results, name);
     assert_eq!(message("b"), "interrupted by SIGINT while running");
     assert_eq!(message("c"), "not run: the run was interrupted by SIGINT");
 }
@@ -239,26 +255,13 @@ async fn an_interrupt_ends_the_running_as_interrupted_and_the_waiting_as_not_run
 #[tokio::test]
 async fn a_signal_after_a_stop_rule_ends_the_run_interrupted() {
     use Script::*;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     // a fails (fail-fast stops the run, letting b run on); then SIGTERM comes.
-    let play = play_with(
-        &[("a", Fail), ("b", Hang), ("c", Pass)],
-        2,
-        0,
-        Some(Stop::fail_fast()),
-        rx,
-    );
-    let interrupt = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        tx.send("SIGTERM".to_string()).unwrap();
-    };
-    let ((results, end, started), ()) = tokio::join!(play, interrupt);
+    let tests = [("a", Fail), ("b", Hang), ("c", Pass)];
+    let (results, end, started) =
+        play_then_signal(&tests, 2, Some(Stop::fail_fast()), "SIGTERM").await;
     assert_eq!(end, RunEnd::Interrupted("SIGTERM".into()));
     assert_eq!(started, 2, "c never started");
-    let message = |name| match outcome(&results, name).as_slice() {
-        [Outcome::Error { message, .. }] => message.clone(),
-        other => panic!("{name}: {other:?}"),
-    };
+    let message = |name| error_message(&results, name);
     assert_eq!(message("b"), "interrupted by SIGTERM while running");
     assert_eq!(message("c"), "not run: the run was interrupted by SIGTERM");
     // The order the runner keeps: the graver end wins.
