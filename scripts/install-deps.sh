@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   mmdebstrap fakeroot e2fsprogs gdisk # image builds without loop devices or mounts
   grub-pc-bin grub-common             # BIOS GRUB for the A/B images
+  grub-efi-amd64-bin dosfstools mtools # UEFI GRUB on the images' ESP (FAT made without mounts)
+  ovmf swtpm                          # UEFI firmware and a TPM per machine (firmware:, tpm:)
   ignition                            # ignition-validate
   openssh-client                      # ssh-keygen for per-run keys
   libxml2-utils                       # xmllint: JUnit schema checks in tests

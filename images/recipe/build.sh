@@ -70,13 +70,15 @@ fi
 # --- environment checks -------------------------------------------------------
 [ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap --mode=root keeps file owners for mke2fs -d)"
 for tool in mmdebstrap sgdisk mke2fs e2fsck grub-mkimage grub-editenv \
-    qemu-img dd truncate tar openssl rauc mksquashfs flock sha256sum; do
+    qemu-img dd truncate tar openssl rauc mksquashfs flock sha256sum mkfs.fat mmd mcopy; do
     command -v "$tool" > /dev/null || die "missing tool: $tool"
 done
 MERGED_USR_HOOKS=/usr/share/mmdebstrap/hooks/merged-usr
 [ -d "$MERGED_USR_HOOKS" ] || die "missing $MERGED_USR_HOOKS (mmdebstrap too old?)"
 GRUB_DIR=/usr/lib/grub/i386-pc
 [ -f "$GRUB_DIR/boot.img" ] || die "missing $GRUB_DIR/boot.img (install grub-pc-bin)"
+GRUB_EFI_DIR=/usr/lib/grub/x86_64-efi
+[ -f "$GRUB_EFI_DIR/linux.mod" ] || die "missing $GRUB_EFI_DIR (install grub-efi-amd64-bin)"
 for f in packages.txt kernel-args.txt grub.cfg.in customize.sh rootfs; do
     [ -e "$RECIPE/$f" ] || die "recipe file missing: $RECIPE/$f"
 done
@@ -98,13 +100,14 @@ RAUC_COMPATIBLE=$(sed -n 's/^compatible=//p' "$RECIPE/rootfs/etc/rauc/system.con
 
 # --- disk layout (512-byte sectors, 1 MiB aligned) -----------------------------
 MiB=2048   # sectors
-P_NAME=(""  BIOS-BOOT BOOT    ROOT-A  ROOT-B  STATE)
-P_SIZE=(0   2         64      1800    1800    1024)  # MiB
-P_TYPE=(""  EF02      8300    8300    8300    8300)
-P_FS=(""    none      ext2    ext4    none    ext4)
+# The ESP comes last so the BIOS layout keeps its numbers (GRUB's prefix is (hd0,gpt2)).
+P_NAME=(""  BIOS-BOOT BOOT    ROOT-A  ROOT-B  STATE  ESP)
+P_SIZE=(0   2         64      1800    1800    1024   16)  # MiB
+P_TYPE=(""  EF02      8300    8300    8300    8300   EF00)
+P_FS=(""    none      ext2    ext4    none    ext4   vfat)
 declare -a P_FIRST P_LAST
 lba=$MiB
-for i in 1 2 3 4 5; do
+for i in 1 2 3 4 5 6; do
     P_FIRST[i]=$lba
     P_LAST[i]=$((lba + P_SIZE[i] * MiB - 1))
     lba=$((P_LAST[i] + 1))
@@ -236,11 +239,11 @@ echo "Ignition runs on the next boot while this file exists (removed by aviary-f
 log "partitioning $((DISK_BYTES / 1024 / 1024)) MiB disk"
 truncate -s "$DISK_BYTES" "$RAW"
 sgdisk_args=(--clear)
-for i in 1 2 3 4 5; do
+for i in 1 2 3 4 5 6; do
     sgdisk_args+=(--new="$i:${P_FIRST[i]}:${P_LAST[i]}" --typecode="$i:${P_TYPE[i]}" --change-name="$i:${P_NAME[i]}")
 done
 sgdisk "${sgdisk_args[@]}" "$RAW" > "$WORK/sgdisk.log" 2>&1 || { cat "$WORK/sgdisk.log" >&2; die "sgdisk failed"; }
-for i in 1 2 3 4 5; do
+for i in 1 2 3 4 5 6; do
     got=$(sgdisk --info="$i" "$RAW" | sed -n "s/^Partition name: '\(.*\)'$/\1/p")
     [ "$got" = "${P_NAME[i]}" ] || die "partition $i is '$got', expected ${P_NAME[i]} (sgdisk wrote no table?)"
 done
@@ -288,6 +291,19 @@ dd if="$GRUB_DIR/boot.img" of="$RAW" bs=440 count=1 conv=notrunc status=none
 # LBA; core.img's first blocklist start (0x1f4 in its first sector) = LBA + 1.
 le64 "${P_FIRST[1]}" | dd of="$RAW" bs=1 seek=$((0x5c)) conv=notrunc status=none
 le64 "$((P_FIRST[1] + 1))" | dd of="$RAW" bs=1 seek=$((P_FIRST[1] * 512 + 0x1f4)) conv=notrunc status=none
+
+# --- 4b. GRUB (UEFI): the same GRUB for firmware: uefi, as the ESP's removable-media loader ---
+# One GRUB image with the modules built in and the same prefix, so both firmwares read the
+# one grub.cfg and grubenv on BOOT. The FAT is made in place on the disk file (no mount).
+log "installing GRUB for UEFI on the ESP (partition 6)"
+grub-mkimage -O x86_64-efi -d "$GRUB_EFI_DIR" -o "$WORK/BOOTX64.EFI" -p '(hd0,gpt2)/' \
+    part_gpt ext2 fat normal configfile loadenv test echo linux serial terminal boot reboot efi_gop
+esp_off=$((P_FIRST[6] * 512))
+mkfs.fat -F 16 -n ESP --offset="${P_FIRST[6]}" "$RAW" $(( P_SIZE[6] * 1024 )) > /dev/null \
+    || die "mkfs.fat failed for the ESP"
+MTOOLS_SKIP_CHECK=1 mmd -i "$RAW@@$esp_off" ::/EFI ::/EFI/BOOT || die "mmd failed on the ESP"
+MTOOLS_SKIP_CHECK=1 mcopy -i "$RAW@@$esp_off" "$WORK/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI \
+    || die "mcopy failed on the ESP"
 
 # --- 5. update payload: a RAUC bundle of the root filesystem ---------------------------
 # The root tree made into its own ext4 image (label ROOT, as ROOT-A) just large
@@ -359,9 +375,9 @@ qemu-img convert -f raw -O qcow2 "$RAW" "$WORK/disk.qcow2"
     printf '  "payload": {"file": "payload.raucb", "size": %s, "sha256": "%s", "compatible": "%s", "format": "verity", "slot_class": "rootfs"},\n' \
         "$payload_size" "$payload_sha256" "$RAUC_COMPATIBLE"
     printf '  "partitions": [\n'
-    for i in 1 2 3 4 5; do
+    for i in 1 2 3 4 5 6; do
         printf '    {"number": %s, "label": "%s", "first_lba": %s, "last_lba": %s, "fs": "%s"}%s\n' \
-            "$i" "${P_NAME[i]}" "${P_FIRST[i]}" "${P_LAST[i]}" "${P_FS[i]}" "$([ "$i" -lt 5 ] && echo ,)"
+            "$i" "${P_NAME[i]}" "${P_FIRST[i]}" "${P_LAST[i]}" "${P_FS[i]}" "$([ "$i" -lt 6 ] && echo ,)"
     done
     printf '  ]\n}\n'
 } > "$WORK/image.json"
