@@ -260,6 +260,19 @@ pub fn slots_from_gptprio(parts: &[Partition], labels: &[&str]) -> Result<Vec<Sl
     Ok(out)
 }
 
+/// Slot state of a disk, read the way its OS profile keeps it.
+pub fn slots(image: &Path, slots: &crate::profile::Slots) -> Result<Vec<SlotState>> {
+    use crate::profile::Offline;
+    match slots.offline {
+        Offline::GrubEnv => grub_slots(image),
+        Offline::Gptprio => {
+            let labels = [slots.partitions.A.as_str(), slots.partitions.B.as_str()];
+            slots_from_gptprio(&partitions(image)?, &labels)
+                .with_context(|| format!("{}: gptprio", image.display()))
+        }
+    }
+}
+
 /// Slot state of a disk whose BOOT partition holds the GRUB environment block at /grubenv.
 pub fn grub_slots(image: &Path) -> Result<Vec<SlotState>> {
     let env = parse_grubenv(&read_file(image, "BOOT", "/grubenv")?)
@@ -357,7 +370,12 @@ mod tests {
             r = raw.display(),
             q = q.display()
         ));
-        let s = slots_from_gptprio(&partitions(&q).unwrap(), &["USR-A", "USR-B"]).unwrap();
+        // Read the way the Flatcar profile says: gptprio on USR-A/USR-B.
+        let flatcar = crate::profile::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/profiles/flatcar.yaml"),
+        )
+        .unwrap();
+        let s = slots(&q, &flatcar.slots).unwrap();
         assert!(s[1].active && s[1].priority == 3);
     }
 

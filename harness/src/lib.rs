@@ -15,6 +15,7 @@ pub mod images;
 pub mod interrupt;
 pub mod machine;
 pub mod private;
+pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod shard;

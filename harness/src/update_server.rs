@@ -3,11 +3,13 @@
 //! machine, so what a guest asked for is recorded per machine. Faults: a corrupted or truncated
 //! payload, or a download that stalls half-way.
 
+pub mod omaha;
+
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -81,6 +83,7 @@ impl UpdateServer {
         let state = Shared::default();
         let app = Router::new()
             .route("/v1/update", get(update))
+            .route("/v1/update/", post(omaha_check))
             .route("/payloads/{name}", get(payload))
             .with_state(state.clone());
         let task = tokio::spawn(async move {
@@ -131,6 +134,32 @@ async fn update(State(s): State<Shared>) -> Response {
         status: 200,
     });
     Json(body).into_response()
+}
+
+/// An Omaha v3 update check (Flatcar's update_engine posts to `/v1/update/`): the offer as
+/// an Omaha update manifest pointing at the same payload (`omaha.rs`; by spec only).
+async fn omaha_check(State(s): State<Shared>, body: String) -> Response {
+    let mut st = s.lock();
+    let (status, body) = match omaha::parse_request(&body) {
+        Ok(req) => {
+            let offer = st.offer.as_ref().map(|o| omaha::Offer {
+                version: o.version.clone(),
+                codebase: format!("http://{GUEST_ADDR}/payloads/"),
+                name: file_name(o),
+                size: o.size,
+                sha1_b64: None,
+                sha256_b64: omaha::hex_to_base64(&o.sha256).unwrap_or_default(),
+                sha256_hex: o.sha256.clone(),
+            });
+            (StatusCode::OK, omaha::response(&req, offer.as_ref()))
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("aviary: {e}\n")),
+    };
+    st.log.push(Request {
+        path: "/v1/update/ (omaha)".into(),
+        status: status.as_u16(),
+    });
+    (status, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }
 
 fn file_name(o: &Offer) -> String {
@@ -344,6 +373,32 @@ mod tests {
             size: data.len() as u64,
         }));
         (s, data, d)
+    }
+
+    #[tokio::test]
+    async fn an_omaha_update_check_gets_the_offer_as_an_update_manifest() {
+        let (s, data, _d) = server_with_payload().await;
+        let body = r#"<?xml version="1.0" encoding="UTF-8"?><request protocol="3.0"><app appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}" version="1000.0.0" track="beta"><updatecheck></updatecheck></app></request>"#;
+        let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let req = format!(
+            "POST /v1/update/ HTTP/1.0\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(2), c.read_to_end(&mut buf)).await;
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.contains(" 200 "), "{text}");
+        assert!(
+            text.contains("<url codebase=\"http://10.0.2.100/payloads/\">"),
+            "{text}"
+        );
+        assert!(text.contains("name=\"beta-1001.0.0.raucb\""), "{text}");
+        let sha = crate::images::cache::sha256_bytes(&data);
+        assert!(text.contains(&format!("hash_sha256=\"{sha}\"")), "{text}");
+        assert!(text.contains(&format!("size=\"{}\"", data.len())), "{text}");
+        assert_eq!(s.requests().last().unwrap().path, "/v1/update/ (omaha)");
     }
 
     #[tokio::test]

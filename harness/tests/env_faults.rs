@@ -95,6 +95,7 @@ impl FakeCache {
         let ws = aviary::images::Workspace::at(repo());
         let images = aviary::images::Images {
             manifest: aviary::images::manifest::Manifest::load(&ws.manifest_path()).unwrap(),
+            profiles: aviary::profile::Profiles::new(ws.profiles_dir()),
             ws,
             cache: root.path().to_path_buf(),
         };

@@ -62,6 +62,7 @@ fn run_folder(ws: &Path, run_id: &str, outcome: Outcome) -> PathBuf {
             sha256: DIGEST.into(),
             vmlinuz: None,
             fw_cfg_name: "opt/com.coreos/config".into(),
+            profile: Default::default(),
             payload: None,
             payload_sha256: None,
             payload_size: None,

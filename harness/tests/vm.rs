@@ -113,7 +113,7 @@ fn provisioning_suite_passes_on_stable_and_leaves_nothing_behind() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let dir = &r.dir;
     let s = summary(dir);
-    assert_eq!(s["counts"]["passed"], 9, "{s}");
+    assert_eq!(s["counts"]["passed"], 10, "{s}");
     assert_eq!(s["counts"]["failed"], 0, "{s}");
     let accel = s["run"]["accel"]["accel"].as_str().unwrap_or("");
     assert!(["tcg", "kvm"].contains(&accel), "{s}");

@@ -83,6 +83,7 @@ fn summary_json() -> String {
         sha256: "ab".repeat(32),
         vmlinuz: None,
         fw_cfg_name: "opt/com.coreos/config".into(),
+        profile: Default::default(),
         payload: None,
         payload_sha256: None,
         payload_size: None,

@@ -154,7 +154,46 @@ const RELEASE: &str = "channels:\n  stable:\n    version: 1000.0.0\n    kernel_p
 fn bad_input_table_manifest_unknown_key() {
     assert_eq!(
         manifest(&RELEASE.replace("version:", "verzion:")),
-        "images/channels.yaml:3:5: unknown field `verzion`, expected one of version, kernel_package, variant, built_as, entered, kernel_release, kernel_version, recipe, disk, payload"
+        "images/channels.yaml:3:5: unknown field `verzion`, expected one of version, kernel_package, profile, variant, built_as, entered, kernel_release, kernel_version, recipe, disk, payload"
+    );
+}
+
+/// A workspace with `images/channels.yaml` of `text` and the shipped profiles; the error of
+/// opening it, its folder written as `…`.
+fn workspace(text: &str, profile: Option<(&str, &str)>) -> String {
+    let d = tempfile::tempdir().unwrap();
+    let profiles = d.path().join("images/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/profiles");
+    for f in ["aviary-rauc.yaml", "flatcar.yaml"] {
+        std::fs::copy(shipped.join(f), profiles.join(f)).unwrap();
+    }
+    if let Some((name, body)) = profile {
+        std::fs::write(profiles.join(format!("{name}.yaml")), body).unwrap();
+    }
+    std::fs::write(d.path().join("images/channels.yaml"), text).unwrap();
+    let ws = crate::images::Workspace::at(d.path().to_path_buf());
+    let e = crate::images::Images::open(ws)
+        .err()
+        .expect("the workspace should be rejected");
+    format!("{e:#}").replace(&d.path().display().to_string(), "…")
+}
+
+#[test]
+fn bad_input_table_manifest_unknown_profile() {
+    assert_eq!(
+        workspace(&format!("{RELEASE}    profile: fedora-coreos\n"), None),
+        "…/images/channels.yaml:5:14: channel `stable`: no profile `fedora-coreos` (known: aviary-rauc, flatcar; a profile is a file …/images/profiles/NAME.yaml)"
+    );
+}
+
+#[test]
+fn bad_input_table_profile_incomplete() {
+    let shipped = include_str!("../../../images/profiles/aviary-rauc.yaml");
+    let body = shipped.replace("update: aviary-agent\n", "");
+    assert_eq!(
+        workspace(&format!("{RELEASE}    profile: mine\n"), Some(("mine", &body))),
+        "…/images/channels.yaml:5:14: channel `stable`: …/images/profiles/mine.yaml:13:1: missing field `update`"
     );
 }
 

@@ -23,6 +23,8 @@ pub enum TestStatus {
     Passed,
     Failed,
     Error,
+    /// Not run: its OS profile gives a step no meaning (never a pass, never a failure).
+    Skipped,
 }
 
 /// One test's result in one run, as its reports say.
@@ -151,7 +153,7 @@ fn failures(t: &Transition, runs: &[RunEvidence], now: i64, out: &mut Vec<Reason
     for r in runs {
         for e in &r.tests {
             results += 1;
-            if e.status == TestStatus::Passed {
+            if matches!(e.status, TestStatus::Passed | TestStatus::Skipped) {
                 continue;
             }
             failed += 1;
@@ -210,6 +212,18 @@ fn passes(
         }
     }
     m
+}
+
+/// The tests of `ids` that a run skipped, each with its reason (`id: profile …: why`).
+fn skipped_of(runs: &[RunEvidence], ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = runs
+        .iter()
+        .flat_map(|r| r.tests.iter())
+        .filter(|e| e.status == TestStatus::Skipped && ids.contains(&e.id()))
+        .map(|e| format!("{}: {}", e.id(), e.message))
+        .collect();
+    out.dedup();
+    out
 }
 
 /// Whether test `id` passed in any run, whatever it ran on.
@@ -316,6 +330,7 @@ fn required_suites(
             .filter(|id| !reported.contains(*id))
             .collect();
         let elsewhere = missing.iter().filter(|id| passed_at_all(runs, id)).count();
+        let skipped = skipped_of(runs, &missing);
         if declared.is_empty() {
             out.push(reason(
                 "required-suites",
@@ -338,6 +353,13 @@ fn required_suites(
             if elsewhere > 0 {
                 notes.push(format!(
                     "{elsewhere} passed only without exercising the release (see evidence)"
+                ));
+            }
+            if !skipped.is_empty() {
+                notes.push(format!(
+                    "{} skipped by their OS profile: {}",
+                    skipped.len(),
+                    skipped.join("; ")
                 ));
             }
             if !never_run.is_empty() {

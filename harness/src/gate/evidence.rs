@@ -79,6 +79,7 @@ pub fn read_run(arg: &Path, version: &str, digest: &str) -> Result<RunEvidence, 
                 Outcome::Passed => (TestStatus::Passed, String::new()),
                 Outcome::Failed { message, .. } => (TestStatus::Failed, message.clone()),
                 Outcome::Error { message, .. } => (TestStatus::Error, message.clone()),
+                Outcome::Skipped { message } => (TestStatus::Skipped, message.clone()),
             };
             TestEvidence {
                 suite: t.suite.clone(),
@@ -152,6 +153,7 @@ fn cross_check(path: &Path, tests: &[TestEvidence]) -> Result<(), BadInput> {
             TestStatus::Passed => "passed",
             TestStatus::Failed => "failed",
             TestStatus::Error => "error",
+            TestStatus::Skipped => "skipped",
         };
         match junit.remove(&t.id()) {
             Some(seen) if seen == want => {}

@@ -440,6 +440,7 @@ impl Fixture {
             sha256: digest.into(),
             vmlinuz: None,
             fw_cfg_name: "opt/com.coreos/config".into(),
+            profile: Default::default(),
             payload: None,
             payload_sha256: None,
             payload_size: None,

@@ -6,20 +6,10 @@ use serde_saphyr::Spanned;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-/// Where Fedora CoreOS's Ignition reads its config; Flatcar uses `opt/org.flatcar-linux/config`.
-pub const DEFAULT_FW_CFG: &str = "opt/com.coreos/config";
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// fw_cfg key the images' Ignition reads its config from.
-    #[serde(default = "default_fw_cfg")]
-    pub ignition_fw_cfg: String,
     pub channels: BTreeMap<String, Release>,
-}
-
-fn default_fw_cfg() -> String {
-    DEFAULT_FW_CFG.to_string()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -28,6 +18,10 @@ pub struct Release {
     pub version: String,
     /// Debian package of the kernel, e.g. linux-image-6.1.0-47-cloud-amd64.
     pub kernel_package: String,
+    /// The OS profile of the release (images/profiles/NAME.yaml): firmware, the Ignition
+    /// fw_cfg key, slots, update and faults. Absent: `aviary-rauc`, the reference family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// A deliberately broken candidate: images/recipe/variants/NAME.sh runs in the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -92,6 +86,21 @@ pub enum ManifestError {
 const HEADER: &str = "# Reference releases, one per channel (alpha -> beta -> stable).\n\
 # version and kernel_package are inputs; kernel_release, kernel_version, recipe and disk\n\
 # are recorded by `aviary images build` (the image itself lives in the cache, never in git).\n";
+
+impl ManifestError {
+    /// A problem with one release's `key` that the manifest alone cannot see (its profile).
+    pub fn at_field(path: &Path, channel: &str, key: &'static str, message: String) -> Self {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let (line, column) = place(&text, channel, Some(key));
+        ManifestError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            channel: channel.to_string(),
+            message,
+        }
+    }
+}
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
@@ -257,7 +266,7 @@ fn is_version(v: &str) -> bool {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "ignition_fw_cfg: opt/com.coreos/config\nchannels:\n  stable:\n    version: 1000.0.0\n    kernel_package: linux-image-6.1.0-47-cloud-amd64\n";
+    const GOOD: &str = "channels:\n  stable:\n    version: 1000.0.0\n    kernel_package: linux-image-6.1.0-47-cloud-amd64\n";
 
     #[test]
     fn parses_and_round_trips() {
@@ -274,7 +283,7 @@ mod tests {
         m.save(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(
-            text.starts_with("# a seeded bad candidate\n# (fixture)\nignition_fw_cfg"),
+            text.starts_with("# a seeded bad candidate\n# (fixture)\nchannels"),
             "{text}"
         );
     }
@@ -284,19 +293,19 @@ mod tests {
         let e = Manifest::parse(Path::new("c.yaml"), &GOOD.replace("version:", "verzion:"))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("c.yaml:4:5: "), "{e}");
+        assert!(e.starts_with("c.yaml:3:5: "), "{e}");
         assert!(e.contains("verzion"), "{e}");
         let e = Manifest::parse(Path::new("c.yaml"), &GOOD.replace("1000.0.0", "1000"))
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("c.yaml:4:14: channel `stable`: ") && e.contains("MAJOR.MINOR.PATCH"),
+            e.starts_with("c.yaml:3:14: channel `stable`: ") && e.contains("MAJOR.MINOR.PATCH"),
             "{e}"
         );
         // A bad channel name points at the name.
         let e = Manifest::parse(Path::new("c.yaml"), &GOOD.replace("stable:", "Stable:"))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("c.yaml:3:3: channel `Stable`: "), "{e}");
+        assert!(e.starts_with("c.yaml:2:3: channel `Stable`: "), "{e}");
     }
 }

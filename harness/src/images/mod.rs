@@ -3,11 +3,13 @@
 pub mod cache;
 pub mod manifest;
 
+use crate::profile::{self, Profile, Profiles};
 use crate::suite::ImageRef;
 use anyhow::{bail, Context, Result};
 use manifest::{DiskRecord, Manifest};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The repository layout Aviary works in.
@@ -57,6 +59,10 @@ impl Workspace {
     pub fn recipe_dir(&self) -> PathBuf {
         self.root.join("images/recipe")
     }
+    /// images/profiles: one OS profile a file (`crate::profile`).
+    pub fn profiles_dir(&self) -> PathBuf {
+        self.root.join("images/profiles")
+    }
     pub fn reports_dir(&self) -> PathBuf {
         self.root.join("reports")
     }
@@ -101,6 +107,10 @@ pub struct ResolvedImage {
     /// The slot kernel, kept beside the disk for the accelerator probe.
     pub vmlinuz: Option<PathBuf>,
     pub fw_cfg_name: String,
+    /// What the image's OS stack means by slots, updates and faults (reports written before
+    /// profiles read back as the reference family's).
+    #[serde(default)]
+    pub profile: Arc<Profile>,
     /// The signed update payload (RAUC bundle) of this release's root slot.
     pub payload: Option<PathBuf>,
     pub payload_sha256: Option<String>,
@@ -124,16 +134,40 @@ pub struct Images {
     pub ws: Workspace,
     pub manifest: Manifest,
     pub cache: PathBuf,
+    pub profiles: Profiles,
 }
 
 impl Images {
+    /// Reads the manifest and every profile its releases name (an unknown or invalid one is
+    /// a `ManifestError` at the release's `profile:`).
     pub fn open(ws: Workspace) -> Result<Images> {
-        let manifest = Manifest::load(&ws.manifest_path())?;
+        let path = ws.manifest_path();
+        let manifest = Manifest::load(&path)?;
+        let profiles = Profiles::new(ws.profiles_dir());
+        for (ch, r) in &manifest.channels {
+            let name = r.profile.as_deref().unwrap_or(profile::DEFAULT);
+            if let Err(message) = profiles.get(name) {
+                return Err(
+                    manifest::ManifestError::at_field(&path, ch, "profile", message).into(),
+                );
+            }
+        }
         Ok(Images {
             ws,
             manifest,
             cache: cache::cache_root(),
+            profiles,
         })
+    }
+
+    /// The profile of a channel's release.
+    pub fn profile_of(&self, channel: &str) -> Result<Arc<Profile>> {
+        let name = self
+            .release(channel)?
+            .profile
+            .as_deref()
+            .unwrap_or(profile::DEFAULT);
+        self.profiles.get(name).map_err(|e| anyhow::anyhow!(e))
     }
 
     fn release(&self, channel: &str) -> Result<&manifest::Release> {
@@ -397,7 +431,10 @@ impl Images {
                         );
                     }
                 }
+                let profile = self.profile_of(ch)?;
                 Ok(ResolvedImage {
+                    fw_cfg_name: profile.ignition_fw_cfg.clone(),
+                    profile,
                     payload,
                     payload_sha256: rec.payload_sha256.clone(),
                     payload_size: rec.payload_size,
@@ -409,7 +446,6 @@ impl Images {
                     disk,
                     sha256: seen,
                     vmlinuz: vmlinuz.is_file().then_some(vmlinuz),
-                    fw_cfg_name: self.manifest.ignition_fw_cfg.clone(),
                 })
             }
             ImageRef::Path(p) => {
@@ -436,7 +472,18 @@ impl Images {
                         .to_string()
                 };
                 let vmlinuz = p.with_file_name("vmlinuz");
+                // Its profile: image.json's `profile`, else the reference family's.
+                let profile = meta
+                    .as_ref()
+                    .and_then(|m| m.get("profile").and_then(|v| v.as_str()))
+                    .unwrap_or(profile::DEFAULT);
+                let profile = self
+                    .profiles
+                    .get(profile)
+                    .map_err(|e| anyhow::anyhow!("image {}: {e}", p.display()))?;
                 Ok(ResolvedImage {
+                    fw_cfg_name: profile.ignition_fw_cfg.clone(),
+                    profile,
                     payload: None,
                     payload_sha256: None,
                     payload_size: None,
@@ -454,7 +501,6 @@ impl Images {
                     disk: p.canonicalize()?,
                     sha256,
                     vmlinuz: vmlinuz.is_file().then_some(vmlinuz),
-                    fw_cfg_name: self.manifest.ignition_fw_cfg.clone(),
                 })
             }
         }

@@ -56,6 +56,12 @@ impl fmt::Display for Stage {
 /// Why a boot failed: the candidate's fault, with the stage and the evidence.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BootFailure {
+    /// The firmware found nothing it would boot; `refused` is its first refusal before that
+    /// (UEFI Secure Boot's `Access Denied` for an unsigned loader).
+    NothingToBoot {
+        line: String,
+        refused: Option<String>,
+    },
     /// QEMU started `starts` times and each time the guest reset with no output after the
     /// bootloader's: it never started a kernel.
     NoKernel { starts: u32, last: String },
@@ -104,6 +110,7 @@ pub enum BootFailure {
 impl BootFailure {
     pub fn stage(&self) -> Stage {
         match self {
+            BootFailure::NothingToBoot { .. } => Stage::Firmware,
             BootFailure::NoKernel { .. } => Stage::Bootloader,
             BootFailure::PanicLoop { .. } | BootFailure::PanicHang { .. } => Stage::Kernel,
             BootFailure::Emergency { stage, .. }
@@ -121,6 +128,16 @@ impl fmt::Display for BootFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "boot failed at the {} stage: ", self.stage())?;
         match self {
+            BootFailure::NothingToBoot { line, refused } => {
+                write!(f, "the firmware found nothing to boot: `{line}`")?;
+                if let Some(r) = refused {
+                    write!(f, "; before that it refused: `{r}`")?;
+                    if r.contains("Access Denied") || r.contains("Security Violation") {
+                        write!(f, " (Secure Boot refuses an unsigned or untrusted loader)")?;
+                    }
+                }
+                Ok(())
+            }
             BootFailure::NoKernel { starts, last } => write!(
                 f,
                 "the bootloader never started a kernel: {starts} starts in a row reset with no output after the bootloader's; last console line: `{last}`"
@@ -202,6 +219,12 @@ fn is_ignition_failure(line: &str) -> bool {
         || line.contains("Failed to start ignition")
         || (line.contains("ignition[") && line.contains("CRITICAL"))
 }
+
+/// What firmware prints when no boot option worked: OVMF, SeaBIOS.
+const NOTHING_TO_BOOT: &[&str] = &[
+    "No bootable option or device was found",
+    "No bootable device.",
+];
 
 const SSHD_FAILED: &[&str] = &[
     "Failed to start ssh.service",
@@ -315,6 +338,16 @@ impl BootWatch {
         // Lines without terminal escapes: systemd colours unit names inside its messages.
         let lines: Vec<String> = text.lines().map(crate::checks::clean).collect();
         for (i, line) in lines.iter().enumerate() {
+            if NOTHING_TO_BOOT.iter().any(|p| line.contains(p)) {
+                let refused = lines[..i]
+                    .iter()
+                    .find(|l| l.contains("failed to load") || l.contains("failed to start"))
+                    .cloned();
+                return Err(BootFailure::NothingToBoot {
+                    line: line.clone(),
+                    refused,
+                });
+            }
             if is_ignition_failure(line) {
                 return Err(BootFailure::Ignition { line: line.clone() });
             }
@@ -581,6 +614,33 @@ mod tests {
             w.check(&panic, QUIET, t0 + 21 * S),
             Err(BootFailure::PanicHang { .. })
         ));
+    }
+
+    #[test]
+    fn firmware_with_nothing_to_boot_fails_at_once_naming_what_it_refused() {
+        // OVMF with Secure Boot, an unsigned GRUB on the ESP (as seen here).
+        let text = "BdsDxe: loading Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x2,0x0)\n\
+            BdsDxe: failed to load Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x2,0x0): Access Denied\n\
+            BdsDxe: No bootable option or device was found.\n";
+        let mut w = BootWatch::new(Duration::from_secs(30), Duration::from_secs(30), 3);
+        let e = w
+            .check(text, PortAnswer::Refused, Instant::now())
+            .unwrap_err();
+        assert_eq!(e.stage(), Stage::Firmware);
+        let m = e.to_string();
+        assert!(m.starts_with("boot failed at the firmware stage: the firmware found nothing to boot: `BdsDxe: No bootable option"), "{m}");
+        assert!(
+            m.contains("Access Denied` (Secure Boot refuses an unsigned or untrusted loader)"),
+            "{m}"
+        );
+        let bios = "SeaBIOS (version 1.16.3)\nBooting from Hard Disk...\nNo bootable device.\n";
+        let e = w
+            .check(bios, PortAnswer::Refused, Instant::now())
+            .unwrap_err();
+        assert!(
+            matches!(e, BootFailure::NothingToBoot { refused: None, .. }),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,8 +3,7 @@
 //! script does not mention succeeds: a boot comes up, a command exits 0 with no output.
 
 use super::boot_watch::BootFailure;
-use super::console::Console;
-use super::{Fut, Machine, MachineError, MachineOpts, Platform, Timeline};
+use super::{Base, Fut, Machine, MachineError, MachineOpts, Platform};
 use crate::disk::SlotState;
 use crate::ssh::{Endpoint, ExecOutput};
 use std::collections::BTreeMap;
@@ -144,10 +143,7 @@ impl Platform for Fake {
             let m = FakeMachine {
                 overlay: o.dir.join("overlay.qcow2"),
                 restored: o.restore.is_some(),
-                name: o.name,
-                dir: o.dir,
-                console: Console::new(),
-                timeline: Timeline::default(),
+                base: Base::new(o.name, o.dir, o.profile),
                 up: false,
                 died: Mutex::new(None),
                 platform,
@@ -163,11 +159,8 @@ impl Platform for Fake {
 }
 
 pub struct FakeMachine {
-    name: String,
-    dir: PathBuf,
+    base: Base,
     overlay: PathBuf,
-    console: Arc<Console>,
-    timeline: Timeline,
     up: bool,
     restored: bool,
     died: Mutex<Option<String>>,
@@ -180,30 +173,39 @@ impl FakeMachine {
             .journal
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(format!("{}: {what}", self.name));
+            .push(format!("{}: {what}", self.base.name));
     }
 
     async fn start(&mut self) -> Result<(), MachineError> {
         self.note("boot");
-        self.timeline.boot_started = Some(Instant::now());
-        for l in self.platform.console.get(&self.name).into_iter().flatten() {
-            self.console.push(&format!("{l}\n"));
+        self.base.timeline.boot_started = Some(Instant::now());
+        for l in self
+            .platform
+            .console
+            .get(&self.base.name)
+            .into_iter()
+            .flatten()
+        {
+            self.base.console.push(&format!("{l}\n"));
         }
-        let _ = std::fs::write(self.dir.join("console.log"), self.console.snapshot());
-        match self.platform.next_boot(&self.name) {
+        let _ = std::fs::write(
+            self.base.dir.join("console.log"),
+            self.base.console.snapshot(),
+        );
+        match self.platform.next_boot(&self.base.name) {
             Boot::Up => {}
             Boot::HostFails(why) => return Err(MachineError::Infra(why)),
             Boot::Fails(failure) => {
                 return Err(MachineError::Boot {
-                    machine: self.name.clone(),
+                    machine: self.base.name.clone(),
                     failure,
-                    console: self.dir.join("console.log"),
+                    console: self.base.dir.join("console.log"),
                 })
             }
         }
         self.up = true;
         *self.died.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.timeline.boots.push(super::BootRecord {
+        self.base.timeline.boots.push(super::BootRecord {
             qemu_to_ssh_banner_s: 0.01,
             qemu_to_login_s: 0.02,
             from_snapshot: std::mem::take(&mut self.restored),
@@ -215,9 +217,9 @@ impl FakeMachine {
     async fn run(&self, cmd: &str) -> anyhow::Result<ExecOutput> {
         self.note(&format!("exec {cmd}"));
         if !self.up {
-            anyhow::bail!("machine `{}` is not up", self.name);
+            anyhow::bail!("machine `{}` is not up", self.base.name);
         }
-        match self.platform.answer(&self.name, cmd) {
+        match self.platform.answer(&self.base.name, cmd) {
             Reply::Exit {
                 status,
                 stdout,
@@ -247,26 +249,17 @@ impl Drop for FakeMachine {
 }
 
 impl Machine for FakeMachine {
-    fn name(&self) -> &str {
-        &self.name
+    fn base(&self) -> &Base {
+        &self.base
     }
-    fn dir(&self) -> &Path {
-        &self.dir
-    }
-    fn console(&self) -> &Arc<Console> {
-        &self.console
-    }
-    fn timeline(&self) -> &Timeline {
-        &self.timeline
-    }
-    fn timeline_mut(&mut self) -> &mut Timeline {
-        &mut self.timeline
+    fn base_mut(&mut self) -> &mut Base {
+        &mut self.base
     }
     fn endpoint(&self) -> Endpoint {
         Endpoint {
             port: 22,
             user: "core".into(),
-            key: self.dir.join("key"),
+            key: self.base.dir.join("key"),
         }
     }
     fn overlay(&self) -> &Path {

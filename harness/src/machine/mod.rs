@@ -8,6 +8,7 @@ pub mod console;
 pub mod diagnose;
 #[cfg(test)]
 pub mod fake;
+pub mod firmware;
 pub mod identity;
 pub mod phases;
 mod ports;
@@ -20,6 +21,7 @@ mod vm_machine;
 mod vm_state;
 
 use crate::disk::SlotState;
+use crate::profile::Profile;
 use crate::ssh::{Endpoint, ExecOutput};
 use accel::Accel;
 use boot_watch::BootFailure;
@@ -60,6 +62,10 @@ pub struct MachineOpts {
     pub name: String,
     pub base_image: PathBuf,
     pub fw_cfg_name: String,
+    /// The image's OS profile: how its slots are read.
+    pub profile: Arc<Profile>,
+    /// UEFI (with Secure Boot) or BIOS, and a TPM.
+    pub hardware: firmware::Hardware,
     pub memory_mib: u32,
     pub cpus: u32,
     pub accel: Accel,
@@ -105,6 +111,29 @@ pub struct Timeline {
     pub resets: u32,
 }
 
+/// What every machine carries, whatever runs it.
+pub struct Base {
+    pub name: String,
+    /// Its artifact folder.
+    pub dir: PathBuf,
+    pub console: Arc<Console>,
+    pub timeline: Timeline,
+    /// Its image's OS profile.
+    pub profile: Arc<Profile>,
+}
+
+impl Base {
+    pub fn new(name: String, dir: PathBuf, profile: Arc<Profile>) -> Base {
+        Base {
+            name,
+            dir,
+            profile,
+            console: Console::new(),
+            timeline: Timeline::default(),
+        }
+    }
+}
+
 /// A future a machine returns: boxed, so that machines are trait objects.
 pub type Fut<'a, T> = BoxFuture<'a, T>;
 
@@ -115,12 +144,29 @@ pub type Fut<'a, T> = BoxFuture<'a, T>;
 /// Errors of the guest-side calls (`exec`, `upload`, …) are `anyhow` chains, as SSH gives them;
 /// the caller decides whose fault they are (`unexpected_exit` tells a dead QEMU apart).
 pub trait Machine: Send + Sync {
-    fn name(&self) -> &str;
+    /// What every machine carries: its name, folder, console and timeline.
+    fn base(&self) -> &Base;
+    fn base_mut(&mut self) -> &mut Base;
+    fn name(&self) -> &str {
+        &self.base().name
+    }
     /// Its artifact folder: console.log, journal.txt, qemu logs.
-    fn dir(&self) -> &Path;
-    fn console(&self) -> &Arc<Console>;
-    fn timeline(&self) -> &Timeline;
-    fn timeline_mut(&mut self) -> &mut Timeline;
+    fn dir(&self) -> &Path {
+        &self.base().dir
+    }
+    fn console(&self) -> &Arc<Console> {
+        &self.base().console
+    }
+    fn timeline(&self) -> &Timeline {
+        &self.base().timeline
+    }
+    fn timeline_mut(&mut self) -> &mut Timeline {
+        &mut self.base_mut().timeline
+    }
+    /// What its OS stack means by slots, updates and faults.
+    fn profile(&self) -> &Profile {
+        &self.base().profile
+    }
     /// How to log in by hand (`ssh -p … core@127.0.0.1`).
     fn endpoint(&self) -> Endpoint;
     /// Its disk's overlay: removed after the test unless the machine is kept; a saved

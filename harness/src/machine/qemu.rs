@@ -51,6 +51,20 @@ pub struct QemuConfig {
     /// Start paused, waiting for a saved state (`-incoming defer`, then QMP `migrate-incoming`).
     /// Everything else must match the command line the state was saved from.
     pub incoming: bool,
+    /// UEFI firmware (OVMF) instead of SeaBIOS.
+    pub uefi: Option<Uefi>,
+    /// A TPM 2.0: the control socket of this machine's swtpm (`tpm.rs`).
+    pub tpm: Option<PathBuf>,
+}
+
+/// OVMF: its code, read-only and shared, and this machine's own variable store (boot entries,
+/// Secure Boot keys and state), kept across the machine's reboots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uefi {
+    pub code: PathBuf,
+    pub vars: PathBuf,
+    /// Secure Boot: SMM on and the flash writable only from SMM, as OVMF's secure build wants.
+    pub secure_boot: bool,
 }
 
 impl QemuConfig {
@@ -63,7 +77,33 @@ impl QemuConfig {
             "-name",
             &format!("aviary-{},process=aviary-{}", self.name, self.name),
         ]);
-        push(&["-machine", "q35", "-accel", self.accel.qemu_name()]);
+        let secure = self.uefi.as_ref().is_some_and(|u| u.secure_boot);
+        let machine = if secure { "q35,smm=on" } else { "q35" };
+        push(&["-machine", machine, "-accel", self.accel.qemu_name()]);
+        if let Some(u) = &self.uefi {
+            if secure {
+                push(&["-global", "driver=cfi.pflash01,property=secure,value=on"]);
+            }
+            push(&[
+                "-drive",
+                &format!(
+                    "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                    u.code.display()
+                ),
+                "-drive",
+                &format!("if=pflash,format=raw,unit=1,file={}", u.vars.display()),
+            ]);
+        }
+        if let Some(sock) = &self.tpm {
+            push(&[
+                "-chardev",
+                &format!("socket,id=chrtpm,path={}", sock.display()),
+                "-tpmdev",
+                "emulator,id=tpm0,chardev=chrtpm",
+                "-device",
+                "tpm-crb,tpmdev=tpm0",
+            ]);
+        }
         push(&[
             "-smp",
             &self.cpus.to_string(),
@@ -161,6 +201,8 @@ mod tests {
             guestfwd: None,
             cluster_nic: None,
             incoming: false,
+            uefi: None,
+            tpm: None,
         }
     }
 
@@ -254,6 +296,49 @@ mod tests {
         assert_eq!(&warm[..cold.len()], &cold[..]);
         assert_eq!(&warm[cold.len()..], &["-incoming", "defer"]);
         assert!(!cold.iter().any(|a| a == "-incoming"));
+    }
+
+    #[test]
+    fn uefi_is_two_flash_drives_and_a_tpm_is_an_emulator_on_its_socket() {
+        let bios = cfg().args();
+        assert!(!bios
+            .iter()
+            .any(|a| a.contains("pflash") || a.contains("tpm")));
+        let mut c = cfg();
+        c.uefi = Some(Uefi {
+            code: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+            vars: "/run/t/node/OVMF_VARS.fd".into(),
+            secure_boot: false,
+        });
+        c.tpm = Some("/tmp/a/node-tpm.sock".into());
+        let a = c.args();
+        assert_eq!(value_of(&a, "-machine"), vec!["q35"]);
+        let drives = value_of(&a, "-drive");
+        assert_eq!(
+            drives[0],
+            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
+        );
+        assert_eq!(
+            drives[1],
+            "if=pflash,format=raw,unit=1,file=/run/t/node/OVMF_VARS.fd"
+        );
+        assert!(value_of(&a, "-chardev")
+            .contains(&"socket,id=chrtpm,path=/tmp/a/node-tpm.sock".to_string()));
+        assert_eq!(
+            value_of(&a, "-tpmdev"),
+            vec!["emulator,id=tpm0,chardev=chrtpm"]
+        );
+        assert!(value_of(&a, "-device").contains(&"tpm-crb,tpmdev=tpm0".to_string()));
+        assert!(value_of(&a, "-global").is_empty());
+        c.uefi.as_mut().unwrap().secure_boot = true;
+        let a = c.args();
+        assert_eq!(value_of(&a, "-machine"), vec!["q35,smm=on"]);
+        assert_eq!(
+            value_of(&a, "-global"),
+            vec!["driver=cfi.pflash01,property=secure,value=on"]
+        );
+        // The user network stays sealed whatever the firmware.
+        assert!(value_of(&a, "-netdev")[0].contains("restrict=on"));
     }
 
     #[test]

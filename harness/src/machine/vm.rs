@@ -4,15 +4,14 @@
 //! `impl Machine` in `vm_machine.rs`.
 
 use super::boot_watch::{AfterExit, BootFailure, BootWatch};
-use super::console::Console;
+use super::firmware::{self, Tpm};
 use super::ports::{free_port, port_taken, PortTries, SSH_PORT_TRIES};
 use super::process::GroupChild;
 use super::qemu::{QemuConfig, QEMU_BINARY};
 use super::qmp::Qmp;
-use super::{diagnose, phases, BootRecord, MachineError, MachineOpts, Timeline};
+use super::{diagnose, phases, Base, BootRecord, MachineError, MachineOpts};
 use crate::ssh::{probe_banner, Endpoint, PortAnswer, Ssh};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Guest resets tolerated while waiting for one boot to reach SSH.
@@ -31,16 +30,16 @@ const WRITEBACK_WAIT: Duration = Duration::from_secs(36);
 const WRITEBACK_POLL: Duration = Duration::from_secs(10);
 
 pub struct QemuMachine {
-    pub name: String,
-    pub dir: PathBuf,
+    pub base: Base,
     pub(super) cfg: QemuConfig,
     pub(super) proc: Option<GroupChild>,
+    /// The machine's TPM (swtpm), started with each QEMU run.
+    pub(super) tpm: Option<Tpm>,
+    pub(super) tpm_proc: Option<GroupChild>,
     pub(super) qmp: Option<Qmp>,
-    pub console: Arc<Console>,
     pub(super) ssh: Option<Ssh>,
     pub(super) key: PathBuf,
     pub(super) boot_timeout: Duration,
-    pub timeline: Timeline,
     pub(super) events: Vec<serde_json::Value>,
     pub(super) restore: Option<PathBuf>,
     /// Started from a saved state: its first boot (and Ignition) happened in the template.
@@ -70,7 +69,21 @@ impl QemuMachine {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
+        let uefi = match o.hardware.uefi {
+            true => Some(firmware::uefi(
+                Path::new(firmware::OVMF_DIR),
+                &o.dir,
+                o.hardware.secure_boot,
+            )?),
+            false => None,
+        };
+        let tpm = match o.hardware.tpm {
+            true => Some(Tpm::new(&o.dir, &o.sock_dir, &o.name)?),
+            false => None,
+        };
         let cfg = QemuConfig {
+            uefi,
+            tpm: tpm.as_ref().map(|t| t.socket.clone()),
             name: o.name.clone(),
             accel: o.accel,
             memory_mib: o.memory_mib,
@@ -85,16 +98,15 @@ impl QemuMachine {
             incoming: false,
         };
         Ok(QemuMachine {
-            name: o.name,
-            dir: o.dir,
+            base: Base::new(o.name, o.dir, o.profile),
             cfg,
             proc: None,
+            tpm,
+            tpm_proc: None,
             qmp: None,
-            console: Console::new(),
             ssh: None,
             key: o.key,
             boot_timeout: o.boot_timeout,
-            timeline: Timeline::default(),
             events: Vec::new(),
             restored: o.restore.is_some(),
             restore: o.restore,
@@ -117,7 +129,7 @@ impl QemuMachine {
     pub fn ssh(&self) -> Result<&Ssh, MachineError> {
         self.ssh
             .as_ref()
-            .ok_or_else(|| MachineError::Guest(format!("machine `{}` is not up", self.name)))
+            .ok_or_else(|| MachineError::Guest(format!("machine `{}` is not up", self.base.name)))
     }
 
     /// Starts QEMU and waits until the guest accepts our SSH login: from firmware, or, for a
@@ -127,35 +139,41 @@ impl QemuMachine {
             return self.boot_restored(&state).await;
         }
         let started = Instant::now();
-        self.timeline.boot_started = Some(started);
+        self.base.timeline.boot_started = Some(started);
         self.start_qemu().await?;
         let banner = self.wait_banner(started).await?;
         let ssh = self.login(started + self.boot_timeout).await?;
         self.ssh = Some(ssh);
-        self.timeline.boots.push(BootRecord {
+        self.base.timeline.boots.push(BootRecord {
             qemu_to_ssh_banner_s: banner.as_secs_f64(),
             qemu_to_login_s: started.elapsed().as_secs_f64(),
             from_snapshot: false,
             phases: None,
         });
-        tracing::info!(machine = %self.name, seconds = started.elapsed().as_secs_f64(), "ssh ready");
+        tracing::info!(machine = %self.base.name, seconds = started.elapsed().as_secs_f64(), "ssh ready");
         Ok(())
     }
 
     /// Reads where the last cold boot's time went (`phases::PROBE`) into its record; a guest
     /// that does not answer leaves it empty (the boot itself already succeeded).
     pub async fn probe_phases(&mut self) {
-        let (Some(t0), Ok(ssh)) = (self.timeline.boot_started, self.ssh()) else {
+        let (Some(t0), Ok(ssh)) = (self.base.timeline.boot_started, self.ssh()) else {
             return;
         };
-        if self.timeline.boots.last().is_none_or(|b| b.from_snapshot) {
+        if self
+            .base
+            .timeline
+            .boots
+            .last()
+            .is_none_or(|b| b.from_snapshot)
+        {
             return;
         }
         let ssh = ssh.clone();
         let before = t0.elapsed().as_secs_f64();
         let out = ssh.check(phases::PROBE, Duration::from_secs(30)).await;
         let at = (before + t0.elapsed().as_secs_f64()) / 2.0;
-        if let (Ok(out), Some(b)) = (out, self.timeline.boots.last_mut()) {
+        if let (Ok(out), Some(b)) = (out, self.base.timeline.boots.last_mut()) {
             b.phases = phases::parse(&out, at);
         }
     }
@@ -183,17 +201,17 @@ impl QemuMachine {
                         };
                         return Err(self.boot_failed(self.diagnose_refusal(refused).await));
                     }
-                    tracing::debug!(machine = %self.name, "ssh key refused: {e:#}");
+                    tracing::debug!(machine = %self.base.name, "ssh key refused: {e:#}");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Err(e) if Instant::now() > deadline => {
                     return Err(MachineError::Guest(format!(
                         "machine `{}`: sshd answered but login as core failed: {e:#}",
-                        self.name
+                        self.base.name
                     )))
                 }
                 Err(e) => {
-                    tracing::debug!(machine = %self.name, "ssh login not ready: {e:#}");
+                    tracing::debug!(machine = %self.base.name, "ssh login not ready: {e:#}");
                     // Retry interval of the login, inside the deadline above.
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
@@ -202,12 +220,15 @@ impl QemuMachine {
     }
 
     pub(super) async fn start_qemu(&mut self) -> Result<(), MachineError> {
-        let stderr_path = self.dir.join("qemu-stderr.log");
-        let mut ports = PortTries::new(&self.name, SSH_PORT_TRIES);
+        let stderr_path = self.base.dir.join("qemu-stderr.log");
+        let mut ports = PortTries::new(&self.base.name, SSH_PORT_TRIES);
         loop {
             self.cfg.ssh_port = ports.next(free_port)?;
             let _ = std::fs::remove_file(&self.cfg.qmp_socket);
-            append(&self.dir.join("qemu-cmdline.txt"), &self.cfg.shell_line());
+            append(
+                &self.base.dir.join("qemu-cmdline.txt"),
+                &self.cfg.shell_line(),
+            );
             let stderr = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -216,6 +237,9 @@ impl QemuMachine {
             let mark = std::fs::metadata(&stderr_path)
                 .map(|m| m.len())
                 .unwrap_or(0);
+            if let Some(t) = &self.tpm {
+                self.tpm_proc = Some(t.start(&self.base.dir.join("swtpm.log")).await?);
+            }
             let mut cmd = tokio::process::Command::new(QEMU_BINARY);
             cmd.args(self.cfg.args())
                 .stdin(std::process::Stdio::null())
@@ -227,7 +251,9 @@ impl QemuMachine {
                 ))
             })?;
             let out = child.child.stdout.take().expect("piped");
-            self.console.pump(out, &self.dir.join("console.log"));
+            self.base
+                .console
+                .pump(out, &self.base.dir.join("console.log"));
             let sock = self.cfg.qmp_socket.clone();
             tokio::select! {
                 q = connect_qmp(&sock) => {
@@ -266,7 +292,7 @@ impl QemuMachine {
     /// other slot, unless the watch says the resets are a loop.
     async fn wait_banner(&mut self, started: Instant) -> Result<Duration, MachineError> {
         let deadline = started + self.boot_timeout;
-        let mut mark = self.console.mark();
+        let mut mark = self.base.console.mark();
         let mut watch = BootWatch::new(self.sshd_grace(), PANIC_RESET_GRACE, MAX_RESETS + 1);
         loop {
             let addr = self.endpoint().addr();
@@ -277,7 +303,7 @@ impl QemuMachine {
             if port == PortAnswer::Banner {
                 return Ok(started.elapsed());
             }
-            let text = self.console.since(mark);
+            let text = self.base.console.since(mark);
             watch
                 .check(&text, port, Instant::now())
                 .map_err(|f| self.boot_failed(f))?;
@@ -291,20 +317,20 @@ impl QemuMachine {
                 if let Some(killed) = killed_by_signal(&status) {
                     return Err(MachineError::Infra(format!(
                         "machine `{}`: QEMU {killed} during boot (not a guest reset, not Aviary); last console line: `{}`",
-                        self.name,
-                        last_line(&self.console.snapshot())
+                        self.base.name,
+                        last_line(&self.base.console.snapshot())
                     )));
                 }
                 let powered_off = self.shutdown_reason().await.as_deref() == Some("guest-shutdown");
-                let text = self.console.since(mark);
+                let text = self.base.console.since(mark);
                 match watch.exited(&text, powered_off) {
                     AfterExit::Fail(f) => return Err(self.boot_failed(f)),
                     AfterExit::Restart => {}
                 }
-                self.timeline.resets += 1;
-                tracing::info!(machine = %self.name, starts = watch.starts(), "guest reset during boot: starting QEMU again");
+                self.base.timeline.resets += 1;
+                tracing::info!(machine = %self.base.name, starts = watch.starts(), "guest reset during boot: starting QEMU again");
                 self.wait_exit(Duration::from_secs(5)).await?;
-                mark = self.console.mark();
+                mark = self.base.console.mark();
                 self.start_qemu().await?;
                 continue;
             }
@@ -336,10 +362,10 @@ impl QemuMachine {
 
     /// Reads the candidate's disk to tell why sshd refused the key.
     async fn diagnose_refusal(&self, refused: BootFailure) -> BootFailure {
-        let console = self.console.snapshot();
+        let console = self.base.console.snapshot();
         let pubkey = std::fs::read_to_string(self.key.with_extension("pub")).unwrap_or_default();
         let first_boot =
-            self.cfg.ignition.is_some() && self.timeline.boots.is_empty() && !self.restored;
+            self.cfg.ignition.is_some() && self.base.timeline.boots.is_empty() && !self.restored;
         let read = match diagnose::booted_root(&console) {
             Some(root) => Some(self.read_guest_file(&root, diagnose::IGNITION_KEYS).await),
             None => None,
@@ -361,7 +387,7 @@ impl QemuMachine {
             if !matches!(&got, Ok(b) if b.is_empty()) || ran >= WRITEBACK_WAIT {
                 return got;
             }
-            tracing::info!(machine = %self.name, label, path, ran_s = ran.as_secs(), "the file reads empty: letting the guest write it back");
+            tracing::info!(machine = %self.base.name, label, path, ran_s = ran.as_secs(), "the file reads empty: letting the guest write it back");
             tokio::time::sleep(WRITEBACK_POLL).await;
             ran += WRITEBACK_POLL;
         }
@@ -380,7 +406,7 @@ impl QemuMachine {
             .and_then(|r| r);
         if paused {
             if let Err(e) = self.qmp("cont", serde_json::json!({})).await {
-                tracing::warn!(machine = %self.name, "resuming the guest after a disk read: {e:#}");
+                tracing::warn!(machine = %self.base.name, "resuming the guest after a disk read: {e:#}");
             }
         }
         read
@@ -388,9 +414,9 @@ impl QemuMachine {
 
     fn boot_failed(&self, f: BootFailure) -> MachineError {
         MachineError::Boot {
-            machine: self.name.clone(),
+            machine: self.base.name.clone(),
             failure: f,
-            console: self.dir.join("console.log"),
+            console: self.base.dir.join("console.log"),
         }
     }
 
@@ -415,13 +441,14 @@ impl QemuMachine {
                     p.kill().await;
                     return Err(MachineError::Guest(format!(
                         "machine `{}` did not go down within {:.0}s of a reboot request",
-                        self.name,
+                        self.base.name,
                         limit.as_secs_f64()
                     )));
                 }
             }
             drop(p);
         }
+        self.tpm_proc = None;
         self.collect_events();
         self.qmp = None;
         Ok(())
@@ -445,10 +472,9 @@ impl QemuMachine {
         command: &str,
         args: serde_json::Value,
     ) -> Result<serde_json::Value, MachineError> {
-        let q = self
-            .qmp
-            .as_ref()
-            .ok_or_else(|| MachineError::Infra(format!("machine `{}` has no QMP", self.name)))?;
+        let q = self.qmp.as_ref().ok_or_else(|| {
+            MachineError::Infra(format!("machine `{}` has no QMP", self.base.name))
+        })?;
         q.execute(command, args)
             .await
             .map_err(|e| MachineError::Infra(format!("QMP {command}: {e:#}")))
@@ -462,6 +488,7 @@ impl QemuMachine {
             let _ = tokio::time::timeout(Duration::from_secs(5), p.child.wait()).await;
             p.kill().await;
         }
+        self.tpm_proc = None;
         self.collect_events();
         self.qmp = None;
         Ok(())
@@ -488,12 +515,16 @@ impl QemuMachine {
             let _ = tokio::time::timeout(Duration::from_secs(3), p.child.wait()).await;
             p.kill().await;
         }
+        self.tpm_proc = None;
         self.collect_events();
         self.qmp = None;
         let _ = std::fs::remove_file(&self.cfg.qmp_socket);
         let lines: Vec<String> = self.events.iter().map(|e| e.to_string()).collect();
         if !lines.is_empty() {
-            let _ = std::fs::write(self.dir.join("qmp-events.jsonl"), lines.join("\n") + "\n");
+            let _ = std::fs::write(
+                self.base.dir.join("qmp-events.jsonl"),
+                lines.join("\n") + "\n",
+            );
         }
     }
 }

@@ -1,13 +1,11 @@
 //! The QEMU machine as the runner sees it: `Machine` over `QemuMachine`'s own methods, with
 //! commands and files over its SSH login and the slots read from its overlay.
 
-use super::console::Console;
 use super::vm::QemuMachine;
-use super::{Fut, Machine, MachineError, Timeline};
+use super::{Base, Fut, Machine, MachineError};
 use crate::disk::{self, SlotState};
 use crate::ssh::{Endpoint, ExecOutput, Ssh};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 impl QemuMachine {
@@ -27,7 +25,8 @@ impl QemuMachine {
             self.qmp("stop", serde_json::json!({})).await?;
         }
         let overlay = self.overlay().to_path_buf();
-        let r = tokio::task::spawn_blocking(move || disk::grub_slots(&overlay)).await;
+        let slots = self.base.profile.slots.clone();
+        let r = tokio::task::spawn_blocking(move || disk::slots(&overlay, &slots)).await;
         if running {
             self.qmp("cont", serde_json::json!({})).await?;
         }
@@ -37,20 +36,11 @@ impl QemuMachine {
 }
 
 impl Machine for QemuMachine {
-    fn name(&self) -> &str {
-        &self.name
+    fn base(&self) -> &Base {
+        &self.base
     }
-    fn dir(&self) -> &Path {
-        &self.dir
-    }
-    fn console(&self) -> &Arc<Console> {
-        &self.console
-    }
-    fn timeline(&self) -> &Timeline {
-        &self.timeline
-    }
-    fn timeline_mut(&mut self) -> &mut Timeline {
-        &mut self.timeline
+    fn base_mut(&mut self) -> &mut Base {
+        &mut self.base
     }
     fn endpoint(&self) -> Endpoint {
         QemuMachine::endpoint(self)

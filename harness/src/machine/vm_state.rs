@@ -13,7 +13,7 @@ impl QemuMachine {
     /// an identity of its own (`Identity::script`).
     pub(super) async fn boot_restored(&mut self, state: &Path) -> Result<(), MachineError> {
         let started = Instant::now();
-        self.timeline.boot_started = Some(started);
+        self.base.timeline.boot_started = Some(started);
         self.cfg.incoming = true;
         let r = self.start_qemu().await;
         self.cfg.incoming = false;
@@ -27,7 +27,7 @@ impl QemuMachine {
         let deadline = started + self.boot_timeout;
         let ssh = self.login(deadline).await?;
         let banner = started.elapsed();
-        let identity = Identity::fresh(&self.dir)
+        let identity = Identity::fresh(&self.base.dir)
             .map_err(|e| MachineError::Infra(format!("making a new identity: {e:#}")))?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -39,11 +39,11 @@ impl QemuMachine {
                 self.boot_timeout,
             )
             .await
-            .map_err(|e| MachineError::Guest(format!("machine `{}`: {e:#}", self.name)))?;
+            .map_err(|e| MachineError::Guest(format!("machine `{}`: {e:#}", self.base.name)))?;
         if out.status != 0 {
             return Err(MachineError::Guest(format!(
                 "machine `{}`: giving the restored guest its own identity failed (exit {}): {}",
-                self.name,
+                self.base.name,
                 out.status,
                 out.stderr.trim()
             )));
@@ -52,13 +52,13 @@ impl QemuMachine {
         // A new session, against the new host keys.
         let ssh = self.login(deadline).await?;
         self.ssh = Some(ssh);
-        self.timeline.boots.push(BootRecord {
+        self.base.timeline.boots.push(BootRecord {
             qemu_to_ssh_banner_s: banner.as_secs_f64(),
             qemu_to_login_s: started.elapsed().as_secs_f64(),
             from_snapshot: true,
             phases: None,
         });
-        tracing::info!(machine = %self.name, seconds = started.elapsed().as_secs_f64(), "restored from snapshot, ssh ready");
+        tracing::info!(machine = %self.base.name, seconds = started.elapsed().as_secs_f64(), "restored from snapshot, ssh ready");
         Ok(())
     }
 
@@ -80,22 +80,23 @@ impl QemuMachine {
     }
 
     pub(super) async fn wait_migration(&self, mark: usize, what: &str) -> Result<(), MachineError> {
-        let q = self
-            .qmp
-            .as_ref()
-            .ok_or_else(|| MachineError::Infra(format!("machine `{}` has no QMP", self.name)))?;
+        let q = self.qmp.as_ref().ok_or_else(|| {
+            MachineError::Infra(format!("machine `{}` has no QMP", self.base.name))
+        })?;
         let ev = q
             .wait_event(mark, self.boot_timeout, |v| {
                 v["event"] == "MIGRATION"
                     && matches!(v["data"]["status"].as_str(), Some("completed" | "failed"))
             })
             .await
-            .map_err(|e| MachineError::Infra(format!("machine `{}` {what}: {e:#}", self.name)))?;
+            .map_err(|e| {
+                MachineError::Infra(format!("machine `{}` {what}: {e:#}", self.base.name))
+            })?;
         if ev["data"]["status"] == "failed" {
             return Err(MachineError::Infra(format!(
                 "machine `{}` {what}: the migration failed (see {})",
-                self.name,
-                self.dir.join("qemu-stderr.log").display()
+                self.base.name,
+                self.base.dir.join("qemu-stderr.log").display()
             )));
         }
         Ok(())

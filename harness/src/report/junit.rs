@@ -109,6 +109,11 @@ pub fn render(info: &RunInfo, results: &[TestResult]) -> Result<String> {
             time += r.duration;
             let mut status = match &r.outcome {
                 Outcome::Passed => TestCaseStatus::success(),
+                Outcome::Skipped { message } => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(message.clone());
+                    s
+                }
                 Outcome::Failed {
                     message,
                     detail,
@@ -164,8 +169,10 @@ fn rerun(k: usize, r: &Rerun) -> TestRerun {
         Outcome::Error {
             message, detail, ..
         } => (NonSuccessKind::Error, "error", message, detail),
-        // Never recorded (a passing attempt is not retried).
-        Outcome::Passed => (NonSuccessKind::Failure, "passed", "passed", ""),
+        // Never recorded (a passing or skipped attempt is not retried).
+        Outcome::Passed | Outcome::Skipped { .. } => {
+            (NonSuccessKind::Failure, "passed", "passed", "")
+        }
     };
     let mut t = TestRerun::new(kind);
     t.set_type(ty);

@@ -103,6 +103,9 @@ impl Reporter for ProgressReporter {
                     result.outcome.label().to_string()
                 };
                 let mut line = format!("{label:>7} [{:>7.1}s] {id}", result.duration.as_secs_f64());
+                if let Outcome::Skipped { message } = &result.outcome {
+                    line.push_str(&format!("\n          {message}"));
+                }
                 if let Outcome::Failed { message, .. } | Outcome::Error { message, .. } =
                     &result.outcome
                 {

@@ -20,6 +20,9 @@ pub struct Job {
     pub attempt: u32,
     /// The test's own lines of its suite file, for its repro bundle.
     pub excerpt: String,
+    /// Why the test cannot run here: a step has no meaning for a machine's OS profile
+    /// (`Plan::build`); it is reported skipped with this, no machine started.
+    pub skip: Option<String>,
 }
 
 impl Job {

@@ -67,6 +67,13 @@ pub(super) fn machine_opts(
             name: spec.name.clone(),
             base_image: img.disk.clone(),
             fw_cfg_name: img.fw_cfg_name.clone(),
+            profile: img.profile.clone(),
+            hardware: crate::machine::firmware::Hardware {
+                uefi: spec.firmware.unwrap_or(img.profile.firmware)
+                    == crate::profile::Firmware::Uefi,
+                secure_boot: spec.secure_boot,
+                tpm: spec.tpm,
+            },
             memory_mib: spec.memory_mib,
             cpus: spec.cpus,
             accel: shared.info.accel.accel,

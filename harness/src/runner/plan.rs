@@ -117,7 +117,13 @@ fn write_jobs(
             .find(|s| s.path == t.loc.file)
             .map(|s| s.source.as_str())
             .unwrap_or("");
+        let skip = t.steps.iter().find_map(|s| {
+            let p = &imgs.get(&s.on)?.profile;
+            let why = p.skip_reason(&s.kind)?;
+            Some(format!("{why} (step at line {} on {})", s.loc.line, s.on))
+        });
         jobs.push(Job {
+            skip,
             excerpt: crate::runner::repro::excerpt(source, t.loc.line, next),
             test: t.clone(),
             dir,

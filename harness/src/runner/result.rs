@@ -29,6 +29,11 @@ pub enum Outcome {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cause: Option<Cause>,
     },
+    /// Not run: a step has no meaning for a machine's OS stack, as its profile says (the
+    /// message names the profile, the step and why). Never a pass.
+    Skipped {
+        message: String,
+    },
 }
 
 /// The one place a failure becomes a test's result: the candidate's fault fails the test,
@@ -56,7 +61,9 @@ impl Outcome {
     pub fn message(&self) -> &str {
         match self {
             Outcome::Passed => "",
-            Outcome::Failed { message, .. } | Outcome::Error { message, .. } => message,
+            Outcome::Failed { message, .. }
+            | Outcome::Error { message, .. }
+            | Outcome::Skipped { message } => message,
         }
     }
 
@@ -65,6 +72,7 @@ impl Outcome {
             Outcome::Passed => "PASS",
             Outcome::Failed { .. } => "FAIL",
             Outcome::Error { .. } => "ERROR",
+            Outcome::Skipped { .. } => "SKIP",
         }
     }
 }
@@ -157,6 +165,7 @@ pub struct RunStats {
     pub failed: usize,
     pub errors: usize,
     pub flaky: usize,
+    pub skipped: usize,
 }
 
 impl RunStats {
@@ -174,6 +183,7 @@ impl RunStats {
             Outcome::Passed => self.passed += 1,
             Outcome::Failed { .. } => self.failed += 1,
             Outcome::Error { .. } => self.errors += 1,
+            Outcome::Skipped { .. } => self.skipped += 1,
         }
         self.flaky += usize::from(r.flaky);
     }
@@ -186,7 +196,11 @@ impl std::fmt::Display for RunStats {
         if self.flaky > 0 {
             write!(f, " ({} flaky)", self.flaky)?;
         }
-        write!(f, ", {} failed, {} errors", self.failed, self.errors)
+        write!(f, ", {} failed, {} errors", self.failed, self.errors)?;
+        if self.skipped > 0 {
+            write!(f, ", {} skipped", self.skipped)?;
+        }
+        Ok(())
     }
 }
 

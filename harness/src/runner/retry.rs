@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 /// Whether an attempt (0 = the first run) that ended with `outcome` gets another one.
 pub fn should_retry(outcome: &Outcome, attempt: u32, retries: u32) -> bool {
-    !matches!(outcome, Outcome::Passed) && attempt < retries
+    !matches!(outcome, Outcome::Passed | Outcome::Skipped { .. }) && attempt < retries
 }
 
 /// Folds the earlier attempts (oldest first, none passed) and the last one into the test's
@@ -191,6 +191,7 @@ mod tests {
             releases: Default::default(),
             attempt: 0,
             excerpt: String::new(),
+            skip: None,
         };
         let j = attempt_job(&first, 2).unwrap();
         assert_eq!(j.attempt, 2);

@@ -31,6 +31,12 @@ pub fn snapshot_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
     }
     let spec = job.test.machines.iter().find(|m| m.name == machine)?;
     let img = job.images.get(machine)?;
+    // A machine on UEFI or with a TPM keeps state outside its disk and memory (its variable
+    // store, its TPM's): it boots cold.
+    let firmware = spec.firmware.unwrap_or(img.profile.firmware);
+    if firmware != crate::profile::Firmware::Bios || spec.tpm {
+        return None;
+    }
     let ignition = match job.ignition.get(machine) {
         Some(p) => std::fs::read(p).ok()?,
         None => Vec::new(),
@@ -85,6 +91,7 @@ pub fn setup_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
 pub fn planned_keys(jobs: &[Job], accel: &str) -> Vec<String> {
     let machines: Vec<(Option<String>, Option<String>)> = jobs
         .iter()
+        .filter(|j| j.skip.is_none())
         .flat_map(|j| {
             j.test.machines.iter().map(move |m| {
                 (
@@ -429,6 +436,7 @@ pub(super) mod tests {
             sha256: sha.into(),
             vmlinuz: None,
             fw_cfg_name: "opt/com.coreos/config".into(),
+            profile: Default::default(),
             payload: Some(PathBuf::from(format!("/images/{name}.raucb"))),
             payload_sha256: Some(format!("payload-{sha}")),
             payload_size: Some(1),
@@ -472,6 +480,7 @@ pub(super) mod tests {
             dir,
             attempt: 0,
             excerpt: String::new(),
+            skip: None,
             test: t,
         }
     }

@@ -17,6 +17,9 @@ use std::time::Instant;
 /// Runs one attempt of a test; its step log goes to `tell` as it is written.
 pub async fn run(job: Job, shared: Arc<Shared>, tell: Option<Tell>) -> TestResult {
     let started = Instant::now();
+    if let Some(why) = &job.skip {
+        return skipped(&job, why);
+    }
     let mut trail = Trail {
         log: Log::new(tell),
         updates: Vec::new(),
@@ -70,7 +73,7 @@ pub async fn run(job: Job, shared: Arc<Shared>, tell: Option<Tell>) -> TestResul
                 detail: format!("{detail}\n\nchecks:\n{text}"),
                 cause,
             },
-            e @ Outcome::Error { .. } => e,
+            e @ (Outcome::Error { .. } | Outcome::Skipped { .. }) => e,
         };
     }
     let passed = outcome == Outcome::Passed;
@@ -206,4 +209,22 @@ async fn body(
         trail,
     )
     .await
+}
+
+/// The result of a test its machines' OS profiles give no meaning: no machine started.
+fn skipped(job: &Job, why: &str) -> TestResult {
+    TestResult {
+        suite: job.test.suite.clone(),
+        name: job.test.name.clone(),
+        outcome: Outcome::Skipped {
+            message: why.to_string(),
+        },
+        duration: std::time::Duration::ZERO,
+        artifacts: job.dir.clone(),
+        machines: Vec::new(),
+        log: format!("skipped: {why}\n"),
+        reruns: Vec::new(),
+        flaky: false,
+        updates: Vec::new(),
+    }
 }

@@ -45,6 +45,7 @@ fn jobs(names: &[&str], dir: &std::path::Path) -> Vec<Job> {
             releases: Default::default(),
             attempt: 0,
             excerpt: String::new(),
+            skip: None,
         })
         .collect()
 }
@@ -61,7 +62,6 @@ fn base_shared(jobs: usize, retries: u32, stop: Option<Stop>) -> Shared {
     Shared {
         info,
         manifest: Manifest {
-            ignition_fw_cfg: String::new(),
             channels: Default::default(),
         },
         key: PathBuf::new(),

@@ -158,6 +158,7 @@ impl Validator<'_> {
                 None
             }
         });
+        let (firmware, secure_boot, tpm) = self.hardware(m, field);
         MachineSpec {
             name: name.to_string(),
             image,
@@ -165,7 +166,46 @@ impl Validator<'_> {
             cpus,
             ignition,
             cluster,
+            firmware,
+            secure_boot,
+            tpm,
         }
+    }
+
+    /// `firmware`, `secure_boot`, `tpm`: Secure Boot only with UEFI firmware.
+    fn hardware(
+        &mut self,
+        m: &raw::MachineDef,
+        field: &str,
+    ) -> (Option<crate::profile::Firmware>, bool, bool) {
+        use crate::profile::Firmware;
+        let firmware = m.firmware.as_ref().and_then(|f| match f.value.as_str() {
+            "bios" => Some(Firmware::Bios),
+            "uefi" => Some(Firmware::Uefi),
+            other => {
+                self.err(
+                    f,
+                    format!("{field}.firmware"),
+                    format!("`{other}` is not a firmware; expected bios or uefi"),
+                );
+                None
+            }
+        });
+        let secure_boot = m.secure_boot.as_ref().is_some_and(|s| s.value);
+        if let Some(s) = m.secure_boot.as_ref().filter(|s| s.value) {
+            if firmware != Some(Firmware::Uefi) {
+                self.err(
+                    s,
+                    format!("{field}.secure_boot"),
+                    "Secure Boot needs UEFI; expected `firmware: uefi` beside it".to_string(),
+                );
+            }
+        }
+        (
+            firmware,
+            secure_boot,
+            m.tpm.as_ref().is_some_and(|t| t.value),
+        )
     }
 
     fn ignition(&mut self, ig: &raw::IgnitionDef, field: &str) -> IgnitionSpec {

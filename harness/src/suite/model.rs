@@ -154,6 +154,10 @@ pub struct MachineSpec {
     /// Its NIC on the test's private cluster segment (tests with several machines, or an
     /// explicit `address`).
     pub cluster: Option<ClusterNic>,
+    /// Firmware asked for; None: the image's OS profile's.
+    pub firmware: Option<crate::profile::Firmware>,
+    pub secure_boot: bool,
+    pub tpm: bool,
 }
 
 /// A machine's second NIC, on a private L2 segment shared only by the test's machines.

@@ -84,6 +84,15 @@ pub struct MachineDef {
     pub address: Option<S<String>>,
     #[serde(default)]
     pub ignition: Option<IgnitionDef>,
+    /// `bios` or `uefi`; default: what the image's OS profile says.
+    #[serde(default)]
+    pub firmware: Option<S<String>>,
+    /// UEFI Secure Boot enforced (needs `firmware: uefi`).
+    #[serde(default)]
+    pub secure_boot: Option<S<bool>>,
+    /// A TPM 2.0 (swtpm), one per machine.
+    #[serde(default)]
+    pub tpm: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

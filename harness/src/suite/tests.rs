@@ -415,3 +415,25 @@ fn a_bad_setup_step_names_its_field_and_an_empty_setup_is_refused() {
     assert_eq!(e.field, "tests[0].setup");
     assert!(e.message.contains("empty setup"), "{e:?}");
 }
+
+#[test]
+fn firmware_secure_boot_and_tpm_are_machine_settings() {
+    let one = |m: &str| {
+        format!("suite: s\ntests:\n  - name: t\n    machines: {{ node: {m} }}\n    steps: [ {{ reboot: node }} ]\n")
+    };
+    let s = load(&one("{ firmware: uefi, secure_boot: true, tpm: true }")).unwrap();
+    let m = &s.tests[0].machines[0];
+    assert_eq!(m.firmware, Some(crate::profile::Firmware::Uefi));
+    assert!(m.secure_boot && m.tpm);
+    let m = &load(&one("{}")).unwrap().tests[0].machines[0];
+    assert_eq!((m.firmware, m.secure_boot, m.tpm), (None, false, false));
+    let e = one_error(&one("{ firmware: efi }"));
+    assert_eq!(
+        (e.loc.line, e.field.as_str()),
+        (4, "tests[0].machines.node.firmware")
+    );
+    assert!(e.message.contains("expected bios or uefi"), "{}", e.message);
+    let e = one_error(&one("{ firmware: bios, secure_boot: true }"));
+    assert_eq!(e.field, "tests[0].machines.node.secure_boot");
+    assert!(e.message.contains("firmware: uefi"), "{}", e.message);
+}

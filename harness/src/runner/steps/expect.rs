@@ -2,7 +2,7 @@
 //! slot state read offline from its disk.
 
 use super::common::{fail, fill, machine_of};
-use super::slots::booted_slot;
+use super::slots::{booted_slot, slots, Booted};
 use super::StepEnv;
 use crate::disk::SlotState;
 use crate::failure::{Cause, Failure};
@@ -58,7 +58,11 @@ pub(super) async fn handle(
         }
     }
     if let Some(s) = step.slot {
-        let seen = booted_slot(cmdline);
+        let seen = match booted_slot(machine.profile(), cmdline) {
+            Booted::Slot(x) => Some(x),
+            Booted::ByPartuuid(_) => slots(&*machine, t).await.ok().map(|(b, _)| b),
+            Booted::Unknown(_) => None,
+        };
         if seen.as_deref() != Some(&s.to_string()) {
             problems.push(format!(
                 "booted slot: expected {s}, seen {} (kernel command line: {cmdline})",

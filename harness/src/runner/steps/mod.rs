@@ -27,7 +27,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub use expect::parse_os_release;
-pub use slots::booted_slot;
+pub use slots::{booted_slot, Booted};
 
 pub struct StepEnv<'a> {
     pub machines: &'a mut BTreeMap<String, Box<dyn Machine>>,

@@ -116,7 +116,7 @@ fn cause(r: &TestResult) -> String {
         Outcome::Failed { cause, .. } | Outcome::Error { cause, .. } => {
             cause.map(|c| c.to_string()).unwrap_or_default()
         }
-        Outcome::Passed => String::new(),
+        Outcome::Passed | Outcome::Skipped { .. } => String::new(),
     }
 }
 
@@ -125,6 +125,7 @@ fn message(r: &TestResult) -> (&'static str, &str) {
         Outcome::Passed => ("passed", ""),
         Outcome::Failed { message, .. } => ("failed", message),
         Outcome::Error { message, .. } => ("error", message),
+        Outcome::Skipped { message } => ("skipped", message),
     }
 }
 
