@@ -294,7 +294,7 @@ fn build_images(manifest: Option<&str>, channels: &[&str]) {
 }
 
 #[test]
-fn ab_update_boots_the_new_slot_and_a_kernel_panic_falls_back() {
+fn ab_update_boots_the_new_slot_and_a_kernel_panic_on_uefi_falls_back() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     build_images(None, &["stable", "beta"]);
     let (disk, before) = base_image();
@@ -302,7 +302,7 @@ fn ab_update_boots_the_new_slot_and_a_kernel_panic_falls_back() {
         &[
             "suites/upgrade-rollback.yaml",
             "--filter",
-            "{stable-to-beta,stable-to-beta-kernel-panic-falls-back}",
+            "{stable-to-beta,stable-to-beta-kernel-panic-falls-back-uefi}",
         ],
         None,
     );
@@ -340,13 +340,20 @@ fn ab_update_boots_the_new_slot_and_a_kernel_panic_falls_back() {
     assert_eq!(u["sha256"], beta, "{t}");
     assert_eq!(u["outcome"], "installed", "{t}");
     assert!(u["write_s"].as_f64().is_some_and(|w| w > 0.0), "{t}");
-    // The panic fallback needed a second QEMU start (the guest reset), and GRUB chose A.
-    let panic = log("stable-to-beta-kernel-panic-falls-back");
+    // The panic fallback, on UEFI firmware, needed a second QEMU start (the guest reset), and
+    // GRUB chose A.
+    let panic = log("stable-to-beta-kernel-panic-falls-back-uefi");
     assert!(panic.contains("1 guest reset(s) during boot"), "{panic}");
     let console = std::fs::read_to_string(
-        dir.join("upgrade-rollback/stable-to-beta-kernel-panic-falls-back/node/console.log"),
+        dir.join("upgrade-rollback/stable-to-beta-kernel-panic-falls-back-uefi/node/console.log"),
     )
     .unwrap();
+    assert!(console.contains("BdsDxe: starting Boot"), "not booted by OVMF");
+    let qemu = std::fs::read_to_string(
+        dir.join("upgrade-rollback/stable-to-beta-kernel-panic-falls-back-uefi/node/qemu-cmdline.txt"),
+    )
+    .unwrap();
+    assert!(qemu.contains("if=pflash"), "{qemu}");
     let b = console
         .find("aviary: booting slot B")
         .expect("slot B tried");
