@@ -5,6 +5,7 @@ mod bad_input;
 pub mod checks;
 pub mod cli;
 pub mod clock;
+pub mod cloud_init;
 pub mod commands;
 pub mod disk;
 pub mod error;

@@ -348,10 +348,13 @@ fn ab_update_boots_the_new_slot_and_a_kernel_panic_on_uefi_falls_back() {
         dir.join("upgrade-rollback/stable-to-beta-kernel-panic-falls-back-uefi/node/console.log"),
     )
     .unwrap();
-    assert!(console.contains("BdsDxe: starting Boot"), "not booted by OVMF");
-    let qemu = std::fs::read_to_string(
-        dir.join("upgrade-rollback/stable-to-beta-kernel-panic-falls-back-uefi/node/qemu-cmdline.txt"),
-    )
+    assert!(
+        console.contains("BdsDxe: starting Boot"),
+        "not booted by OVMF"
+    );
+    let qemu = std::fs::read_to_string(dir.join(
+        "upgrade-rollback/stable-to-beta-kernel-panic-falls-back-uefi/node/qemu-cmdline.txt",
+    ))
     .unwrap();
     assert!(qemu.contains("if=pflash"), "{qemu}");
     let b = console
@@ -363,6 +366,28 @@ fn ab_update_boots_the_new_slot_and_a_kernel_panic_on_uefi_falls_back() {
         "no fallback"
     );
     assert_eq!(aviary::images::cache::sha256_file(&disk).unwrap(), before);
+}
+
+/// An image provisioned by cloud-init (its profile says so) gets a NoCloud seed disk and no
+/// Ignition config: cloud-init applies the test's user-data, the hostname and the run's key.
+#[test]
+fn a_cloud_init_image_is_provisioned_from_its_nocloud_seed() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let m = "fixtures/cloud-init-candidate/channels.yaml";
+    build_images(Some(m), &["beta"]);
+    let r = run_suite(&["fixtures/suites/cloud-init.yaml"], Some(m));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let s = summary(&r.dir);
+    assert_eq!(s["counts"]["passed"], 1, "{s}");
+    let node = r
+        .dir
+        .join("cloud-init/user-data-and-meta-data-from-a-nocloud-seed/node");
+    let qemu = std::fs::read_to_string(node.join("qemu-cmdline.txt")).unwrap();
+    assert!(qemu.contains("id=seed,format=raw,readonly=on"), "{qemu}");
+    assert!(!qemu.contains("-fw_cfg"), "{qemu}");
+    assert!(!node.join("config.ign").exists());
+    let meta = std::fs::read_to_string(node.join("meta-data")).unwrap();
+    assert!(meta.contains("local-hostname: \"node\""), "{meta}");
 }
 
 /// `aviary gate --from beta --to stable --release 1001.0.0` with a policy requiring

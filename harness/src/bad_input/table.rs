@@ -193,7 +193,7 @@ fn bad_input_table_profile_incomplete() {
     let body = shipped.replace("update: aviary-agent\n", "");
     assert_eq!(
         workspace(&format!("{RELEASE}    profile: mine\n"), Some(("mine", &body))),
-        "…/images/channels.yaml:5:14: channel `stable`: …/images/profiles/mine.yaml:13:1: missing field `update`"
+        "…/images/channels.yaml:5:14: channel `stable`: …/images/profiles/mine.yaml:14:1: missing field `update`"
     );
 }
 

@@ -75,6 +75,8 @@ pub struct MachineOpts {
     pub sock_dir: PathBuf,
     pub key: PathBuf,
     pub ignition: Option<PathBuf>,
+    /// A cloud-init NoCloud seed disk, attached read-only.
+    pub seed: Option<PathBuf>,
     pub boot_timeout: Duration,
     pub guestfwd: Option<String>,
     /// The cluster NIC: (`-netdev` value with id `net1`, MAC address).

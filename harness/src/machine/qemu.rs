@@ -44,6 +44,8 @@ pub struct QemuConfig {
     /// Ignition config handed over fw_cfg under `fw_cfg_name`.
     pub ignition: Option<PathBuf>,
     pub fw_cfg_name: String,
+    /// A cloud-init NoCloud seed disk (label CIDATA), attached read-only after the disk.
+    pub seed: Option<PathBuf>,
     /// An explicit guest→host forward (the update server), e.g. `guestfwd=tcp:10.0.2.100:80-cmd:…`.
     pub guestfwd: Option<String>,
     /// A second NIC on the test's private segment: (`-netdev` value, MAC address).
@@ -131,6 +133,17 @@ impl QemuConfig {
             "-device",
             "virtio-blk-pci,drive=disk0,bootindex=0",
         ]);
+        if let Some(seed) = &self.seed {
+            push(&[
+                "-drive",
+                &format!(
+                    "if=none,id=seed,format=raw,readonly=on,file={}",
+                    seed.display()
+                ),
+                "-device",
+                "virtio-blk-pci,drive=seed",
+            ]);
+        }
         let mut netdev = format!(
             "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{}-:22",
             self.ssh_port
@@ -198,6 +211,7 @@ mod tests {
             ssh_port: 40022,
             ignition: Some("/run/t/config.ign".into()),
             fw_cfg_name: "opt/com.coreos/config".into(),
+            seed: None,
             guestfwd: None,
             cluster_nic: None,
             incoming: false,
@@ -339,6 +353,23 @@ mod tests {
         );
         // The user network stays sealed whatever the firmware.
         assert!(value_of(&a, "-netdev")[0].contains("restrict=on"));
+    }
+
+    #[test]
+    fn a_cloud_init_seed_is_a_second_read_only_disk_and_no_fw_cfg() {
+        let mut c = cfg();
+        c.ignition = None;
+        c.seed = Some("/run/t/node/seed.img".into());
+        let a = c.args();
+        assert_eq!(
+            value_of(&a, "-drive"),
+            vec![
+                "if=none,id=disk0,format=qcow2,file=/run/t/node.qcow2",
+                "if=none,id=seed,format=raw,readonly=on,file=/run/t/node/seed.img"
+            ]
+        );
+        assert!(value_of(&a, "-device").contains(&"virtio-blk-pci,drive=seed".to_string()));
+        assert!(value_of(&a, "-fw_cfg").is_empty());
     }
 
     #[test]

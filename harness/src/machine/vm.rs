@@ -92,6 +92,7 @@ impl QemuMachine {
             qmp_socket: o.sock_dir.join(format!("{}.qmp", o.name)),
             ssh_port: 0,
             ignition: o.ignition,
+            seed: o.seed,
             fw_cfg_name: o.fw_cfg_name,
             guestfwd: o.guestfwd,
             cluster_nic: o.cluster_nic,

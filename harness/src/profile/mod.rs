@@ -31,6 +31,9 @@ pub struct Profile {
     /// in Aviary's tests) or `spec` (written from the stack's documentation, parts unit-tested).
     pub verified: Verified,
     pub firmware: Firmware,
+    /// How a machine is provisioned on first boot (default `ignition`).
+    #[serde(default)]
+    pub provisioning: Provisioning,
     /// The fw_cfg key the image's Ignition reads its config from.
     pub ignition_fw_cfg: String,
     pub booted_slot: BootedSlot,
@@ -44,6 +47,17 @@ pub struct Profile {
 pub enum Verified {
     Running,
     Spec,
+}
+
+/// What provisions a machine on its first boot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provisioning {
+    /// Ignition, its config over fw_cfg (`ignition_fw_cfg`).
+    #[default]
+    Ignition,
+    /// cloud-init, from a NoCloud seed disk (`cloud_init.rs`).
+    CloudInit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

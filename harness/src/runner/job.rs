@@ -12,8 +12,10 @@ pub struct Job {
     pub dir: PathBuf,
     /// Machine name → resolved image.
     pub images: BTreeMap<String, crate::images::ResolvedImage>,
-    /// Machine name → validated Ignition config.
+    /// Machine name → validated Ignition config (machines provisioned by Ignition).
     pub ignition: BTreeMap<String, PathBuf>,
+    /// Machine name → NoCloud seed disk (machines provisioned by cloud-init).
+    pub seeds: BTreeMap<String, PathBuf>,
     /// Channel → release that `update` steps offer.
     pub releases: BTreeMap<String, crate::images::ResolvedImage>,
     /// 0 for the first run, k for the k-th retry (`--retries`).

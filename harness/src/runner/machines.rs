@@ -81,6 +81,7 @@ pub(super) fn machine_opts(
             sock_dir: sock_dir.to_path_buf(),
             key: shared.key.clone(),
             ignition: job.ignition.get(&spec.name).cloned(),
+            seed: job.seeds.get(&spec.name).cloned(),
             boot_timeout: shared.boot_timeout(job.test.machines.iter().map(|m| m.cpus).sum()),
             guestfwd: servers.get(&spec.name).map(|s| s.guestfwd(&exe)),
             cluster_nic: match (segment, &spec.cluster) {

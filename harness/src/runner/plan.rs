@@ -1,15 +1,16 @@
 //! The plan of a run, built once from the selected tests before any VM starts: every image
 //! resolved (built if missing, digest verified), each test's job with its Ignition configs
-//! written and validated, and the boot-once templates the jobs will share. `aviary run`,
+//! written and validated (or its cloud-init seeds made, as the image's profile says), and the boot-once templates the jobs will share. `aviary run`,
 //! `qualify`, `reproduce` and `spawn` all run a plan.
 
 use super::job::Job;
 use crate::error::BadInput;
 use crate::images::{Images, ResolvedImage};
+use crate::profile::Provisioning;
 use crate::suite::{self, ImageRef, Suite, Test};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub struct Plan {
     /// One job a test, in the order of the selection.
@@ -85,18 +86,21 @@ fn write_jobs(
     for t in tests {
         let dir = run_dir.join(&t.suite).join(&t.name);
         let mut ign = BTreeMap::new();
+        let mut seeds = BTreeMap::new();
         let mut imgs = BTreeMap::new();
         for m in &t.machines {
             let mdir = dir.join(&m.name);
             crate::private::dir(&mdir).with_context(|| format!("creating {}", mdir.display()))?;
-            let path = mdir.join("config.ign");
-            let cfg = crate::ignition::config(&m.ignition, &m.name, pubkey);
-            crate::private::write(&path, serde_json::to_string_pretty(&cfg)?)
-                .with_context(|| format!("writing {}", path.display()))?;
-            crate::ignition::validate(&path)
-                .map_err(|e| BadInput(format!("test {}, machine {}: {e:#}", t.id(), m.name)))?;
-            ign.insert(m.name.clone(), path);
-            imgs.insert(m.name.clone(), resolved[&m.image.to_string()].clone());
+            let img = resolved[&m.image.to_string()].clone();
+            match img.profile.provisioning {
+                Provisioning::Ignition => {
+                    ign.insert(m.name.clone(), ignition_config(t, m, &img, &mdir, pubkey)?);
+                }
+                Provisioning::CloudInit => {
+                    seeds.insert(m.name.clone(), cloud_init_seed(t, m, &img, &mdir, pubkey)?);
+                }
+            }
+            imgs.insert(m.name.clone(), img);
         }
         let releases = t
             .steps
@@ -124,6 +128,7 @@ fn write_jobs(
         });
         jobs.push(Job {
             skip,
+            seeds,
             excerpt: crate::runner::repro::excerpt(source, t.loc.line, next),
             test: t.clone(),
             dir,
@@ -134,4 +139,137 @@ fn write_jobs(
         });
     }
     Ok(jobs)
+}
+
+/// The machine's Ignition config, written to `mdir` and validated.
+fn ignition_config(
+    t: &Test,
+    m: &suite::MachineSpec,
+    img: &ResolvedImage,
+    mdir: &Path,
+    pubkey: &str,
+) -> Result<PathBuf> {
+    if m.cloud_init.is_some() {
+        return Err(BadInput(format!(
+            "test {}, machine {}: `cloud_init:` given, but image `{}` (profile {}) is provisioned by Ignition; expected its settings under `ignition:`",
+            t.id(),
+            m.name,
+            img.name,
+            img.profile.name
+        ))
+        .into());
+    }
+    let path = mdir.join("config.ign");
+    let cfg = crate::ignition::config(&m.ignition, &m.name, pubkey);
+    crate::private::write(&path, serde_json::to_string_pretty(&cfg)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    crate::ignition::validate(&path)
+        .map_err(|e| BadInput(format!("test {}, machine {}: {e:#}", t.id(), m.name)))?;
+    Ok(path)
+}
+
+/// The machine's NoCloud seed disk, written to `mdir`: its `cloud_init:` user-data, its
+/// hostname and the run's key in the meta-data.
+fn cloud_init_seed(
+    t: &Test,
+    m: &suite::MachineSpec,
+    img: &ResolvedImage,
+    mdir: &Path,
+    pubkey: &str,
+) -> Result<PathBuf> {
+    if !m.ignition.files.is_empty() || !m.ignition.units.is_empty() {
+        return Err(BadInput(format!(
+            "test {}, machine {}: `ignition:` files or units given, but image `{}` (profile {}) is provisioned by cloud-init; expected them in `cloud_init:` user-data",
+            t.id(),
+            m.name,
+            img.name,
+            img.profile.name
+        ))
+        .into());
+    }
+    let id = format!("aviary-{}-{}-{}", t.suite, t.name, m.name);
+    let seed = crate::cloud_init::Seed {
+        instance_id: &id,
+        hostname: m.ignition.hostname.as_deref().unwrap_or(&m.name),
+        ssh_pubkey: pubkey,
+        user_data: m.cloud_init.as_deref(),
+    };
+    crate::cloud_init::write(mdir, &seed)
+        .with_context(|| format!("test {}, machine {}: cloud-init seed", t.id(), m.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Profile;
+    use crate::runner::template::tests::image;
+    use std::sync::Arc;
+
+    fn suite(body: &str) -> Suite {
+        let ctx = suite::LoadContext {
+            channels: vec!["stable".into()],
+        };
+        let text =
+            format!("suite: s\ntests:\n  - name: t\n{body}    steps: [ {{ reboot: node }} ]\n");
+        suite::load_str(Path::new("s.yaml"), &text, &ctx).unwrap()
+    }
+
+    fn cloud_init_stable() -> BTreeMap<String, ResolvedImage> {
+        let mut img = image("stable", "s1");
+        let mut p = Profile::reference();
+        p.provisioning = Provisioning::CloudInit;
+        img.profile = Arc::new(p);
+        [("stable".to_string(), img)].into()
+    }
+
+    #[test]
+    fn a_cloud_init_machine_gets_a_seed_and_no_ignition_config() {
+        let d = tempfile::tempdir().unwrap();
+        let s =
+            suite("    machines: { node: { cloud_init: \"#cloud-config\\nruncmd: []\\n\" } }\n");
+        let jobs = write_jobs(
+            d.path(),
+            std::slice::from_ref(&s),
+            &s.tests,
+            &cloud_init_stable(),
+            "ssh-ed25519 K",
+        )
+        .unwrap();
+        let j = &jobs[0];
+        assert!(j.ignition.is_empty());
+        let seed = &j.seeds["node"];
+        assert!(
+            seed.ends_with("s/t/node/seed.img") && seed.is_file(),
+            "{}",
+            seed.display()
+        );
+        let ud = std::fs::read_to_string(d.path().join("s/t/node/user-data")).unwrap();
+        assert_eq!(ud, "#cloud-config\nruncmd: []\n");
+    }
+
+    #[test]
+    fn provisioning_settings_for_the_other_kind_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let s = suite(
+            "    machines: { node: { ignition: { files: [ { path: /etc/x, contents: x } ] } } }\n",
+        );
+        let e = write_jobs(
+            d.path(),
+            std::slice::from_ref(&s),
+            &s.tests,
+            &cloud_init_stable(),
+            "k",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("provisioned by cloud-init; expected them in `cloud_init:`"),
+            "{e}"
+        );
+        let s = suite("    machines: { node: { cloud_init: \"#cloud-config\\n\" } }\n");
+        let plain: BTreeMap<String, ResolvedImage> =
+            [("stable".to_string(), image("stable", "s1"))].into();
+        let e = write_jobs(d.path(), std::slice::from_ref(&s), &s.tests, &plain, "k").unwrap_err();
+        assert!(e.to_string().contains("is provisioned by Ignition"), "{e}");
+    }
 }

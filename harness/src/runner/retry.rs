@@ -192,6 +192,7 @@ mod tests {
             attempt: 0,
             excerpt: String::new(),
             skip: None,
+            seeds: Default::default(),
         };
         let j = attempt_job(&first, 2).unwrap();
         assert_eq!(j.attempt, 2);

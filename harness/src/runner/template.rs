@@ -31,10 +31,10 @@ pub fn snapshot_key(job: &Job, machine: &str, accel: &str) -> Option<String> {
     }
     let spec = job.test.machines.iter().find(|m| m.name == machine)?;
     let img = job.images.get(machine)?;
-    // A machine on UEFI or with a TPM keeps state outside its disk and memory (its variable
+    // A machine on UEFI, with a TPM or a cloud-init seed keeps state outside its disk and memory (its variable
     // store, its TPM's): it boots cold.
     let firmware = spec.firmware.unwrap_or(img.profile.firmware);
-    if firmware != crate::profile::Firmware::Bios || spec.tpm {
+    if firmware != crate::profile::Firmware::Bios || spec.tpm || job.seeds.contains_key(machine) {
         return None;
     }
     let ignition = match job.ignition.get(machine) {
@@ -481,6 +481,7 @@ pub(super) mod tests {
             attempt: 0,
             excerpt: String::new(),
             skip: None,
+            seeds: Default::default(),
             test: t,
         }
     }

@@ -46,6 +46,7 @@ fn jobs(names: &[&str], dir: &std::path::Path) -> Vec<Job> {
             attempt: 0,
             excerpt: String::new(),
             skip: None,
+            seeds: Default::default(),
         })
         .collect()
 }

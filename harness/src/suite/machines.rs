@@ -159,6 +159,17 @@ impl Validator<'_> {
             }
         });
         let (firmware, secure_boot, tpm) = self.hardware(m, field);
+        let cloud_init = m.cloud_init.as_ref().map(|c| {
+            if !crate::cloud_init::user_data_kind_ok(&c.value) {
+                self.err(
+                    c,
+                    format!("{field}.cloud_init"),
+                    "expected user-data cloud-init acts on: `#cloud-config` YAML or a `#!` script"
+                        .to_string(),
+                );
+            }
+            c.value.clone()
+        });
         MachineSpec {
             name: name.to_string(),
             image,
@@ -169,6 +180,7 @@ impl Validator<'_> {
             firmware,
             secure_boot,
             tpm,
+            cloud_init,
         }
     }
 

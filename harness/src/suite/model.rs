@@ -158,6 +158,8 @@ pub struct MachineSpec {
     pub firmware: Option<crate::profile::Firmware>,
     pub secure_boot: bool,
     pub tpm: bool,
+    /// cloud-init user-data (`#cloud-config` or a `#!` script).
+    pub cloud_init: Option<String>,
 }
 
 /// A machine's second NIC, on a private L2 segment shared only by the test's machines.

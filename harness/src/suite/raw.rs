@@ -93,6 +93,9 @@ pub struct MachineDef {
     /// A TPM 2.0 (swtpm), one per machine.
     #[serde(default)]
     pub tpm: Option<S<bool>>,
+    /// cloud-init user-data, for an image whose profile provisions with cloud-init.
+    #[serde(default)]
+    pub cloud_init: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
