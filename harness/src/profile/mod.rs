@@ -1,13 +1,15 @@
-//! OS profiles: what one OS stack means by the words the suites use. Firmware, the Ignition
-//! fw_cfg key, how the guest tells its booted slot, how slot state is read off the disk
-//! between boots, how an `update` runs, and how each `fault` is put in — or why a scenario
-//! has no meaning for the stack (the test is then reported skipped with that reason).
+//! OS profiles: what one OS stack means by the words the suites use. Firmware, how a machine
+//! is provisioned, the Ignition fw_cfg key, how the guest tells its booted slot, how slot state
+//! is read off the disk between boots, how an `update` runs, and how each `fault` is put in —
+//! or why a scenario has no meaning for the stack (the test is then reported skipped with
+//! that reason).
 //!
 //! A profile is a file, images/profiles/NAME.yaml; a release names its profile in
-//! channels.yaml (`profile:`, default [`DEFAULT`]), a suite machine may name one for a path
-//! image. Adding a profile: write the file (every field is required), and where it names a
-//! mechanism Aviary lacks, add the variant here and its code where the variant is matched
-//! (`runner/steps/slots.rs` for `booted_slot`, `machine/slots.rs` for `slots.offline`).
+//! channels.yaml (`profile:`, default [`DEFAULT`]); a path image takes it from the image.json
+//! beside it. Adding a profile: write the file (every field but `provisioning` is required),
+//! and where it names a mechanism Aviary lacks, add the variant here and its code where the
+//! variant is matched (`runner/steps/slots.rs` for `booted_slot`, `disk::slots` for
+//! `slots.offline`, `runner/steps/fault.rs` for faults, `runner/plan.rs` for `provisioning`).
 
 mod load;
 

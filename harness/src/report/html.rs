@@ -13,6 +13,8 @@ enum Status {
     Error,
     Fail,
     Flaky,
+    /// Not run: its OS profile gives a step no meaning.
+    Skip,
     Pass,
 }
 
@@ -22,6 +24,7 @@ impl Status {
             "failed" => Status::Fail,
             "passed" if test["flaky"].as_bool() == Some(true) => Status::Flaky,
             "passed" => Status::Pass,
+            "skipped" => Status::Skip,
             _ => Status::Error,
         }
     }
@@ -31,6 +34,7 @@ impl Status {
             Status::Error => "ERROR",
             Status::Fail => "FAIL",
             Status::Flaky => "FLAKY",
+            Status::Skip => "SKIP",
             Status::Pass => "PASS",
         }
     }
@@ -40,6 +44,7 @@ impl Status {
             Status::Error => "error",
             Status::Fail => "fail",
             Status::Flaky => "flaky",
+            Status::Skip => "skip",
             Status::Pass => "pass",
         }
     }
@@ -64,7 +69,7 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;margin:1.4em 0 .4em;border-b
 table{border-collapse:collapse;width:100%;margin:.4em 0}th,td{text-align:left;vertical-align:top;padding:.3em .5em;border-bottom:1px solid #e3e3e3}
 th{background:#f3f3f3}code,pre{font:13px/1.35 ui-monospace,monospace}pre{white-space:pre-wrap;word-break:break-word;background:#f7f7f7;padding:.5em;margin:.3em 0;max-height:40em;overflow:auto}
 .badge{display:inline-block;min-width:4.2em;text-align:center;font-weight:700;border-radius:3px;padding:0 .3em;color:#fff}
-.pass>.badge,.badge.pass{background:#2e7d32}.fail>.badge,.badge.fail{background:#c62828}.error>.badge,.badge.error{background:#6a1b9a}.flaky>.badge,.badge.flaky{background:#ef6c00}.warn>.badge,.badge.warn{background:#ef6c00}.waived>.badge,.badge.waived{background:#757575}
+.pass>.badge,.badge.pass{background:#2e7d32}.fail>.badge,.badge.fail{background:#c62828}.error>.badge,.badge.error{background:#6a1b9a}.flaky>.badge,.badge.flaky{background:#ef6c00}.warn>.badge,.badge.warn{background:#ef6c00}.waived>.badge,.badge.waived{background:#757575}.skip>.badge,.badge.skip{background:#757575}
 tr.fail,tr.error{background:#fdecea}tr.flaky{background:#fff4e5}
 .tiles{display:flex;gap:.6em;flex-wrap:wrap;margin:.6em 0}.tile{border:1px solid #ccc;border-radius:4px;padding:.3em .8em}.tile b{font-size:1.4em;display:block}.tile.pass b{color:#2e7d32}.tile.fail b{color:#c62828}.tile.error b{color:#6a1b9a}.tile.flaky b{color:#ef6c00}
 td.logs,td.nowrap{white-space:nowrap}
@@ -181,6 +186,7 @@ fn counts(o: &mut String, tests: &[&Value]) {
         ("failed", Status::Fail),
         ("errors", Status::Error),
         ("flaky", Status::Flaky),
+        ("skipped", Status::Skip),
     ] {
         let _ = write!(
             o,
@@ -398,6 +404,9 @@ fn suite_section(o: &mut String, suite: &str, all: &[&Value], run_dir: Option<&P
             st.label(),
             s(&t["name"]),
         );
+        if st == Status::Skip {
+            problem(o, &t["outcome"], false);
+        }
         if matches!(st, Status::Fail | Status::Error) {
             problem(o, &t["outcome"], false);
             let log = s(&t["log"]);
@@ -494,6 +503,7 @@ mod tests {
                     "detail": "<script>alert(1)</script> see https://example.com/x"})),
                 flaky,
                 test("errs", json!({"status": "error", "message": "QEMU did not start", "detail": ""})),
+                test("skips", json!({"status": "skipped", "message": "profile flatcar: update: no update_engine here"})),
             ],
         })
     }
@@ -577,7 +587,16 @@ mod tests {
         assert!(
             row("errs") < row("fails")
                 && row("fails") < row("wobbles")
-                && row("wobbles") < row("passes")
+                && row("wobbles") < row("skips")
+                && row("skips") < row("passes")
+        );
+        // A skip is neither a failure nor a pass, and says why.
+        assert!(page.contains("<div class=\"tile skip\"><b>1</b>skipped</div>"));
+        assert!(page.contains("<span class=\"badge\">SKIP</span>"));
+        assert!(page.contains("profile flatcar: update: no update_engine here"));
+        assert!(
+            !page.contains("<a href=\"#t4\">"),
+            "a skip is not in the failures list"
         );
         assert!(page.contains("<span class=\"badge\">FLAKY</span>"));
         assert!(page.contains("1 earlier attempt(s)"));

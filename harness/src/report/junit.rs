@@ -272,6 +272,14 @@ mod tests {
         let results = vec![
             result("passes", Outcome::Passed),
             result(
+                "skips",
+                Outcome::Skipped {
+                    message:
+                        "profile flatcar: update: no update_engine here (step at line 9 on node)"
+                            .into(),
+                },
+            ),
+            result(
                 "fails",
                 Outcome::Failed {
                     message: "expected `canary-1`, seen `\u{1b}[1mnode\u{1b}[0m`".into(),
@@ -348,10 +356,15 @@ mod tests {
         assert!(xml.contains("name=\"retries\" value=\"2\""), "{xml}");
         // The flaky test counts as a success; the one that failed every attempt as a failure.
         assert!(
-            xml.contains("tests=\"5\" failures=\"2\" errors=\"1\""),
+            xml.contains("tests=\"6\" failures=\"2\" errors=\"1\""),
             "{xml}"
         );
         assert!(xml.contains("<failure message="), "{xml}");
+        // A test its profile skips is a JUnit skip with the reason.
+        assert!(
+            xml.contains("<skipped message=\"profile flatcar: update: no update_engine here"),
+            "{xml}"
+        );
         assert!(
             xml.contains("<error message=\"interrupted by SIGINT\""),
             "{xml}"

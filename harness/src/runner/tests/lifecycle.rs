@@ -67,11 +67,18 @@ struct Opts {
     snapshots: bool,
     /// Sends SIGINT once the journal has this line.
     interrupt_at: Option<&'static str>,
+    /// (test, reason): the plan found a step of that test its machine's profile skips.
+    skip: Option<(&'static str, &'static str)>,
 }
 
 async fn run_fake(tests: &str, platform: FakePlatform, o: Opts) -> Ran {
     let dir = tempfile::tempdir().unwrap();
-    let jobs = jobs(tests, dir.path());
+    let mut jobs = jobs(tests, dir.path());
+    for j in jobs.iter_mut() {
+        if let Some((_, why)) = o.skip.filter(|(name, _)| j.test.name == *name) {
+            j.skip = Some(why.to_string());
+        }
+    }
     let platform = Arc::new(platform);
     let mut shared = base_shared(2, o.retries, None);
     shared.info.dir = dir.path().join("run");
@@ -127,6 +134,28 @@ fn message(r: &TestResult) -> (&'static str, &str) {
         Outcome::Error { message, .. } => ("error", message),
         Outcome::Skipped { message } => ("skipped", message),
     }
+}
+
+#[tokio::test]
+async fn a_test_its_profile_skips_is_reported_skipped_and_starts_no_machine() {
+    let tests = [
+        runs("needs-an-update", "a", "true"),
+        runs("runs", "b", "true"),
+    ]
+    .concat();
+    let why = "profile flatcar: update: no update_engine here (step at line 9 on a)";
+    let o = Opts {
+        skip: Some(("needs-an-update", why)),
+        ..Opts::default()
+    };
+    let ran = run_fake(&tests, FakePlatform::new(), o).await;
+    assert_eq!(ran.end, RunEnd::Completed);
+    assert_eq!(message(ran.result("needs-an-update")), ("skipped", why));
+    assert!(ran.calls("a").is_empty(), "{:?}", ran.journal);
+    assert_eq!(ran.result("runs").outcome, Outcome::Passed);
+    let stats = crate::runner::result::RunStats::of(&ran.results);
+    assert_eq!((stats.passed, stats.skipped), (1, 1));
+    assert_eq!(stats.to_string(), "1 passed, 0 failed, 0 errors, 1 skipped");
 }
 
 #[tokio::test]
