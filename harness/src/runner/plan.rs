@@ -141,6 +141,14 @@ fn write_jobs(
     Ok(jobs)
 }
 
+/// A machine's provisioning settings of the other kind than its image's profile: `what`, its
+/// `{}` the image (with its profile).
+fn mismatch(t: &Test, m: &suite::MachineSpec, img: &ResolvedImage, what: &str) -> anyhow::Error {
+    let image = format!("{}` (profile {})", img.name, img.profile.name);
+    let what = what.replacen("{}`", &image, 1);
+    BadInput(format!("test {}, machine {}: {what}", t.id(), m.name)).into()
+}
+
 /// The machine's Ignition config, written to `mdir` and validated.
 fn ignition_config(
     t: &Test,
@@ -150,14 +158,8 @@ fn ignition_config(
     pubkey: &str,
 ) -> Result<PathBuf> {
     if m.cloud_init.is_some() {
-        return Err(BadInput(format!(
-            "test {}, machine {}: `cloud_init:` given, but image `{}` (profile {}) is provisioned by Ignition; expected its settings under `ignition:`",
-            t.id(),
-            m.name,
-            img.name,
-            img.profile.name
-        ))
-        .into());
+        let what = "`cloud_init:` given, but image `{}` is provisioned by Ignition; expected its settings under `ignition:`";
+        return Err(mismatch(t, m, img, what));
     }
     let path = mdir.join("config.ign");
     let cfg = crate::ignition::config(&m.ignition, &m.name, pubkey);
@@ -178,14 +180,8 @@ fn cloud_init_seed(
     pubkey: &str,
 ) -> Result<PathBuf> {
     if !m.ignition.files.is_empty() || !m.ignition.units.is_empty() {
-        return Err(BadInput(format!(
-            "test {}, machine {}: `ignition:` files or units given, but image `{}` (profile {}) is provisioned by cloud-init; expected them in `cloud_init:` user-data",
-            t.id(),
-            m.name,
-            img.name,
-            img.profile.name
-        ))
-        .into());
+        let what = "`ignition:` files or units given, but image `{}` is provisioned by cloud-init; expected them in `cloud_init:` user-data";
+        return Err(mismatch(t, m, img, what));
     }
     let id = format!("aviary-{}-{}-{}", t.suite, t.name, m.name);
     let seed = crate::cloud_init::Seed {
