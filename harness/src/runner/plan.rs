@@ -92,14 +92,10 @@ fn write_jobs(
             let mdir = dir.join(&m.name);
             crate::private::dir(&mdir).with_context(|| format!("creating {}", mdir.display()))?;
             let img = resolved[&m.image.to_string()].clone();
-            match img.profile.provisioning {
-                Provisioning::Ignition => {
-                    ign.insert(m.name.clone(), ignition_config(t, m, &img, &mdir, pubkey)?);
-                }
-                Provisioning::CloudInit => {
-                    seeds.insert(m.name.clone(), cloud_init_seed(t, m, &img, &mdir, pubkey)?);
-                }
-            }
+            match provision(t, m, &img, &mdir, pubkey)? {
+                Provisioned::Ignition(path) => ign.insert(m.name.clone(), path),
+                Provisioned::Seed(path) => seeds.insert(m.name.clone(), path),
+            };
             imgs.insert(m.name.clone(), img);
         }
         let releases = t
@@ -149,49 +145,53 @@ fn mismatch(t: &Test, m: &suite::MachineSpec, img: &ResolvedImage, what: &str) -
     BadInput(format!("test {}, machine {}: {what}", t.id(), m.name)).into()
 }
 
-/// The machine's Ignition config, written to `mdir` and validated.
-fn ignition_config(
-    t: &Test,
-    m: &suite::MachineSpec,
-    img: &ResolvedImage,
-    mdir: &Path,
-    pubkey: &str,
-) -> Result<PathBuf> {
-    if m.cloud_init.is_some() {
-        let what = "`cloud_init:` given, but image `{}` is provisioned by Ignition; expected its settings under `ignition:`";
-        return Err(mismatch(t, m, img, what));
-    }
-    let path = mdir.join("config.ign");
-    let cfg = crate::ignition::config(&m.ignition, &m.name, pubkey);
-    crate::private::write(&path, serde_json::to_string_pretty(&cfg)?)
-        .with_context(|| format!("writing {}", path.display()))?;
-    crate::ignition::validate(&path)
-        .map_err(|e| BadInput(format!("test {}, machine {}: {e:#}", t.id(), m.name)))?;
-    Ok(path)
+/// What provisions a machine on its first boot.
+enum Provisioned {
+    /// Its Ignition config, written and validated.
+    Ignition(PathBuf),
+    /// Its NoCloud seed disk: its `cloud_init:` user-data, its hostname and the run's key.
+    Seed(PathBuf),
 }
 
-/// The machine's NoCloud seed disk, written to `mdir`: its `cloud_init:` user-data, its
-/// hostname and the run's key in the meta-data.
-fn cloud_init_seed(
+/// Provisions machine `m` in `mdir` the way its image's profile says.
+fn provision(
     t: &Test,
     m: &suite::MachineSpec,
     img: &ResolvedImage,
     mdir: &Path,
     pubkey: &str,
-) -> Result<PathBuf> {
-    if !m.ignition.files.is_empty() || !m.ignition.units.is_empty() {
-        let what = "`ignition:` files or units given, but image `{}` is provisioned by cloud-init; expected them in `cloud_init:` user-data";
-        return Err(mismatch(t, m, img, what));
+) -> Result<Provisioned> {
+    match img.profile.provisioning {
+        Provisioning::Ignition => {
+            if m.cloud_init.is_some() {
+                let what = "`cloud_init:` given, but image `{}` is provisioned by Ignition; expected its settings under `ignition:`";
+                return Err(mismatch(t, m, img, what));
+            }
+            let path = mdir.join("config.ign");
+            let cfg = crate::ignition::config(&m.ignition, &m.name, pubkey);
+            crate::private::write(&path, serde_json::to_string_pretty(&cfg)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            crate::ignition::validate(&path)
+                .map_err(|e| BadInput(format!("test {}, machine {}: {e:#}", t.id(), m.name)))?;
+            Ok(Provisioned::Ignition(path))
+        }
+        Provisioning::CloudInit => {
+            if !m.ignition.files.is_empty() || !m.ignition.units.is_empty() {
+                let what = "`ignition:` files or units given, but image `{}` is provisioned by cloud-init; expected them in `cloud_init:` user-data";
+                return Err(mismatch(t, m, img, what));
+            }
+            let id = format!("aviary-{}-{}-{}", t.suite, t.name, m.name);
+            let seed = crate::cloud_init::Seed {
+                instance_id: &id,
+                hostname: m.ignition.hostname.as_deref().unwrap_or(&m.name),
+                ssh_pubkey: pubkey,
+                user_data: m.cloud_init.as_deref(),
+            };
+            crate::cloud_init::write(mdir, &seed)
+                .map(Provisioned::Seed)
+                .with_context(|| format!("test {}, machine {}: cloud-init seed", t.id(), m.name))
+        }
     }
-    let id = format!("aviary-{}-{}-{}", t.suite, t.name, m.name);
-    let seed = crate::cloud_init::Seed {
-        instance_id: &id,
-        hostname: m.ignition.hostname.as_deref().unwrap_or(&m.name),
-        ssh_pubkey: pubkey,
-        user_data: m.cloud_init.as_deref(),
-    };
-    crate::cloud_init::write(mdir, &seed)
-        .with_context(|| format!("test {}, machine {}: cloud-init seed", t.id(), m.name))
 }
 
 #[cfg(test)]
