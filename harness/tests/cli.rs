@@ -116,6 +116,45 @@ fn list_prints_the_plan() {
     );
 }
 
+/// On a release whose OS profile gives `update` no meaning, `list` says which tests the run
+/// would skip, and why; machines show the firmware and TPM they ask for.
+#[test]
+fn list_says_what_a_profile_would_skip() {
+    let d = tempfile::tempdir().unwrap();
+    let manifest = d.path().join("channels.yaml");
+    std::fs::write(
+        &manifest,
+        "channels:\n  stable:\n    version: 1000.0.0\n    kernel_package: linux-image-6.1.0-47-cloud-amd64\n    profile: flatcar\n  beta:\n    version: 1001.0.0\n    kernel_package: linux-image-6.1.0-53-cloud-amd64\n  alpha:\n    version: 1002.0.0\n    kernel_package: linux-image-6.1.0-56-cloud-amd64\n",
+    )
+    .unwrap();
+    let list = |suite: &str, filter: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_aviary"))
+            .args(["list", suite, "--filter", filter])
+            .current_dir(repo())
+            .env("AVIARY_MANIFEST", &manifest)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = list(
+        "suites/upgrade-rollback.yaml",
+        "stable-to-beta-kernel-panic-falls-back-uefi",
+    );
+    assert!(text.contains("machines: node(stable, uefi)"), "{text}");
+    assert!(
+        text.contains("SKIP: profile flatcar: update: Flatcar updates through update_engine"),
+        "{text}"
+    );
+    let text = list("suites/provisioning.yaml", "uefi-boot-with-a-tpm");
+    assert!(text.contains("node(stable, uefi, tpm)"), "{text}");
+    assert!(!text.contains("SKIP"), "{text}");
+}
+
 #[test]
 fn bad_manifest_exits_2_with_location() {
     let d = tempfile::tempdir().unwrap();

@@ -190,25 +190,45 @@ fn cmd_list(sel: SelectArgs) -> Result<i32> {
         );
     }
     for t in tests {
-        let machines: Vec<String> = t
-            .machines
-            .iter()
-            .map(|m| format!("{}({})", m.name, m.image))
-            .collect();
+        let machines: Vec<String> = t.machines.iter().map(machine_line).collect();
+        // What the plan would skip: a step whose machine's profile gives it no meaning.
+        let skip = t.steps.iter().find_map(|s| {
+            let m = t.machines.iter().find(|m| m.name == s.on)?;
+            images.profile_for(&m.image).ok()?.skip_reason(&s.kind)
+        });
         let setup = if t.setup > 0 {
             format!("setup: {}  ", t.setup)
         } else {
             String::new()
         };
         println!(
-            "{}  machines: {}  {setup}steps: {}  timeout: {}",
+            "{}  machines: {}  {setup}steps: {}  timeout: {}{}",
             t.id(),
             machines.join(" "),
             t.steps.len() - t.setup,
-            suite::duration::format(t.timeout)
+            suite::duration::format(t.timeout),
+            skip.map(|w| format!("  SKIP: {w}")).unwrap_or_default()
         );
     }
     Ok(EXIT_PASS)
+}
+
+/// `node(stable)`, or `node(stable, uefi, secure-boot, tpm, cloud-init)` with what it asks for.
+fn machine_line(m: &suite::MachineSpec) -> String {
+    let mut parts = vec![m.image.to_string()];
+    if let Some(f) = m.firmware {
+        parts.push(format!("{f:?}").to_lowercase());
+    }
+    for (on, what) in [
+        (m.secure_boot, "secure-boot"),
+        (m.tpm, "tpm"),
+        (m.cloud_init.is_some(), "cloud-init"),
+    ] {
+        if on {
+            parts.push(what.into());
+        }
+    }
+    format!("{}({})", m.name, parts.join(", "))
 }
 
 fn cmd_images(c: ImagesCommand) -> Result<i32> {

@@ -160,6 +160,28 @@ impl Images {
         })
     }
 
+    /// The profile of the image a machine names, without building it: a channel's from the
+    /// manifest; a path image's from the image.json beside it (`profile`), else the reference
+    /// family's.
+    pub fn profile_for(&self, image: &ImageRef) -> Result<Arc<Profile>> {
+        let p = match image {
+            ImageRef::Channel(ch) => return self.profile_of(ch),
+            ImageRef::Path(p) => p,
+        };
+        let meta: Option<serde_json::Value> = p
+            .parent()
+            .map(|d| d.join("image.json"))
+            .and_then(|j| std::fs::read_to_string(j).ok())
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let name = meta
+            .as_ref()
+            .and_then(|m| m.get("profile").and_then(|v| v.as_str()))
+            .unwrap_or(profile::DEFAULT);
+        self.profiles
+            .get(name)
+            .map_err(|e| anyhow::anyhow!("image {}: {e}", p.display()))
+    }
+
     /// The profile of a channel's release.
     pub fn profile_of(&self, channel: &str) -> Result<Arc<Profile>> {
         let name = self
@@ -472,15 +494,7 @@ impl Images {
                         .to_string()
                 };
                 let vmlinuz = p.with_file_name("vmlinuz");
-                // Its profile: image.json's `profile`, else the reference family's.
-                let profile = meta
-                    .as_ref()
-                    .and_then(|m| m.get("profile").and_then(|v| v.as_str()))
-                    .unwrap_or(profile::DEFAULT);
-                let profile = self
-                    .profiles
-                    .get(profile)
-                    .map_err(|e| anyhow::anyhow!("image {}: {e}", p.display()))?;
+                let profile = self.profile_for(image)?;
                 Ok(ResolvedImage {
                     fw_cfg_name: profile.ignition_fw_cfg.clone(),
                     profile,
